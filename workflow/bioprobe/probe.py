@@ -1,0 +1,905 @@
+"""Layer-wise probes: train one classifier per layer of a model's pooled embeddings.
+
+One job trains *all* layers (and all seeds) of one (dataset, model, probe) together as one
+vectorised computation: the parameters of the G = layers x seeds probes are stacked along a
+leading group axis and every step is a batched matrix product (``torch.baddbmm``). Each group
+keeps its own initialisation, batch order, Adam state, learning-rate schedule and early stopping,
+so a group's result does not depend on which other groups were trained beside it: training
+layer ``l`` alone (``layers=[l]``) gives the same weights and UAR within float tolerance
+(``tests/test_probe.py`` checks it).
+
+How a group stays independent of the others:
+
+- its random generator is seeded from ``(seed, layer)`` only (:func:`group_seed`): it draws the
+  initial weights and then one permutation of the training clips per epoch;
+- every group's loss is the mean cross-entropy over its own batch; the job minimises the sum of
+  the groups' losses, whose gradient w.r.t. a group's parameters is that group's gradient;
+- Adam is elementwise; each group is its own ``torch.optim.Adam`` parameter group (row views of
+  the stacked tensors, so the stacked forward sees every update), with its own learning rate
+  that a per-group ReduceLROnPlateau lowers;
+- a group that early-stops gets no gradient any more (``grad = None``), so Adam leaves its
+  weights and state untouched.
+
+Probe types (``probes:`` entries of config.yaml; see docs/probes.md):
+
+``mlp``           the study's MLP: z-scored input -> 128 -> 64 -> 32 -> C, LayerNorm + ReLU
+                  after each hidden Linear, Adam 1e-3, batch 16, <= 30 epochs, early stopping on
+                  validation UAR (patience 10), ReduceLROnPlateau on validation loss (0.1, 10).
+``linear``        softmax regression (no hidden layer) with the same optimiser and schedule.
+``weighted_sum``  SUPERB-style: a learned softmax-weighted sum of all z-scored layers feeds the
+                  MLP head; one result per seed, reported as layer ``-1`` (:data:`ALL_LAYERS`).
+``knn``           k-nearest neighbours per layer on z-scored features (deterministic, seed 0).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import bootstrap_indices, percentile_interval, uar_of_resamples
+
+#: The ``layer`` value of results that use all layers at once (weighted_sum, fusion).
+ALL_LAYERS = -1
+
+SPLITS = ("train", "val", "test")
+PROBE_TYPES = ("mlp", "linear", "weighted_sum", "knn")
+
+#: The study's probe (REFERENCE.md section 1); every key may be overridden in config.yaml.
+STUDY_PROTOCOL = {
+    "hidden_sizes": [128, 64, 32],
+    "epochs": 30,
+    "lr": 1e-3,
+    "batch_size": 16,
+    "patience": 10,  # early stopping on validation UAR; null disables early stopping
+    "lr_factor": 0.1,  # ReduceLROnPlateau on validation loss
+    "lr_patience": 10,
+    "weight_decay": 0.0,
+}
+
+_COMMON_DEFAULTS = {"n_boot": 1000, "ci_level": 0.95, "bootstrap_seed": 0, "layers": None}
+_TRAINED_DEFAULTS = {"protocol": "study", "evaluate": "best", "seeds": [42], **STUDY_PROTOCOL}
+_KNN_DEFAULTS = {"k": 10, "metric": "euclidean", "weights": "uniform"}
+
+_ALLOWED_KEYS = {
+    "mlp": {"type", *_COMMON_DEFAULTS, *_TRAINED_DEFAULTS},
+    "weighted_sum": {"type", *_COMMON_DEFAULTS, *_TRAINED_DEFAULTS},
+    "linear": {"type", *_COMMON_DEFAULTS, *(set(_TRAINED_DEFAULTS) - {"hidden_sizes"})},
+    "knn": {"type", *_COMMON_DEFAULTS, *_KNN_DEFAULTS},
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_probe_config(probe_name: str, probe_cfg: dict) -> dict:
+    """Return the probe entry with every default filled in, or raise ``ValueError`` naming the problem."""
+    where = f"probes.{probe_name}"
+    if not isinstance(probe_cfg, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(probe_cfg).__name__}")
+    probe_type = probe_cfg.get("type")
+    if probe_type not in PROBE_TYPES:
+        raise ValueError(f"{where}.type: must be one of {', '.join(PROBE_TYPES)}, got {probe_type!r}")
+    unknown = set(probe_cfg) - _ALLOWED_KEYS[probe_type]
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) for type {probe_type}: {', '.join(sorted(unknown))}")
+    defaults = dict(_COMMON_DEFAULTS)
+    defaults.update(_KNN_DEFAULTS if probe_type == "knn" else _TRAINED_DEFAULTS)
+    cfg = {**defaults, **probe_cfg}
+    if probe_type == "linear":
+        cfg["hidden_sizes"] = []
+    if probe_type == "knn":
+        cfg["seeds"] = [0]  # deterministic: one result, recorded as seed 0
+        _check_int(cfg, "k", where, minimum=1)
+        _check_choice(cfg, "metric", ("euclidean", "cosine"), where)
+        _check_choice(cfg, "weights", ("uniform", "distance"), where)
+    else:
+        _check_choice(cfg, "protocol", ("study",), where)
+        _check_choice(cfg, "evaluate", ("best", "last"), where)
+        seeds = cfg["seeds"]
+        if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            raise ValueError(f"{where}.seeds: must be a non-empty list of non-negative integers, got {seeds!r}")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"{where}.seeds: repeated seed in {seeds}")
+        hidden = cfg["hidden_sizes"]
+        if not isinstance(hidden, list) or not all(isinstance(h, int) and h > 0 for h in hidden):
+            raise ValueError(f"{where}.hidden_sizes: must be a list of positive integers, got {hidden!r}")
+        _check_int(cfg, "epochs", where, minimum=1)
+        _check_int(cfg, "batch_size", where, minimum=1)
+        _check_int(cfg, "lr_patience", where, minimum=0)
+        if cfg["patience"] is not None:
+            _check_int(cfg, "patience", where, minimum=1)
+        _check_number(cfg, "lr", where, low=0.0, low_open=True)
+        _check_number(cfg, "lr_factor", where, low=0.0, high=1.0, low_open=True)
+        _check_number(cfg, "weight_decay", where, low=0.0)
+    _check_int(cfg, "n_boot", where, minimum=0)
+    _check_int(cfg, "bootstrap_seed", where, minimum=0)
+    _check_number(cfg, "ci_level", where, low=0.0, high=1.0, low_open=True, high_open=True)
+    layers = cfg["layers"]
+    if layers is not None and (not isinstance(layers, list) or not layers or not all(isinstance(x, int) and x >= 0 for x in layers)):
+        raise ValueError(f"{where}.layers: must be null (all layers) or a non-empty list of layer indices, got {layers!r}")
+    cfg["type"] = probe_type
+    return cfg
+
+
+def _check_choice(cfg, key, allowed, where):
+    if cfg[key] not in allowed:
+        raise ValueError(f"{where}.{key}: must be one of {', '.join(map(str, allowed))}, got {cfg[key]!r}")
+
+
+def _check_int(cfg, key, where, minimum):
+    value = cfg[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{where}.{key}: must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_number(cfg, key, where, low=None, high=None, low_open=False, high_open=False):
+    value = cfg[key]
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        bounds = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{where}.{key}: must be a number in {bounds}, got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProbeData:
+    """Features, labels and splits of one dataset for one model (or a fusion of models).
+
+    ``features`` is ``[n_clips, n_layers, dim]`` float32 in manifest order, *not yet* z-scored.
+    ``layer_ids`` are the layer indices the columns of axis 1 stand for (``[-1]`` for fused input).
+    """
+
+    features: np.ndarray
+    labels: np.ndarray  # [n_clips] int64 class indices
+    split: np.ndarray  # [n_clips] str in train/val/test
+    clip_ids: list[str]
+    classes: list[str]
+    layer_ids: list[int]
+    source: dict = field(default_factory=dict)
+
+    def indices(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.split == split)
+
+
+def read_manifest(manifest_csv) -> "pandas.DataFrame":  # noqa: F821
+    """Read a manifest and check the columns the probes need (clip_id, label, split)."""
+    import pandas as pd
+
+    manifest_csv = Path(manifest_csv)
+    frame = pd.read_csv(manifest_csv, dtype={"clip_id": str, "label": str, "split": str}, keep_default_na=False)
+    missing = {"clip_id", "label", "split"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{manifest_csv}: missing column(s) {', '.join(sorted(missing))}")
+    bad = sorted(set(frame["split"]) - set(SPLITS))
+    if bad:
+        raise ValueError(f"{manifest_csv}: column 'split' holds {bad}; allowed are train, val, test")
+    if frame["clip_id"].duplicated().any():
+        dup = frame.loc[frame["clip_id"].duplicated(), "clip_id"].iloc[0]
+        raise ValueError(f"{manifest_csv}: duplicate clip_id {dup!r}")
+    if (frame["label"] == "").any():
+        raise ValueError(f"{manifest_csv}: empty label for clip {frame.loc[frame['label'] == '', 'clip_id'].iloc[0]!r}")
+    for split in ("train", "val", "test"):
+        if not (frame["split"] == split).any():
+            raise ValueError(f"{manifest_csv}: no clip in split {split!r}; probes need train, val and test clips")
+    return frame
+
+
+def class_names(manifest) -> list[str]:
+    """The classes of a dataset: the sorted unique labels of the whole manifest (index = class id)."""
+    return sorted(set(manifest["label"]))
+
+
+def align_to_manifest(clip_ids: list[str], manifest, source) -> np.ndarray:
+    """Return the row of ``clip_ids`` for each manifest clip, or raise naming the mismatch."""
+    position = {cid: i for i, cid in enumerate(clip_ids)}
+    if len(position) != len(clip_ids):
+        raise ValueError(f"{source}: duplicate clip_id in the embedding file")
+    missing = [cid for cid in manifest["clip_id"] if cid not in position]
+    if missing:
+        raise ValueError(f"{source}: {len(missing)} manifest clip(s) have no embedding, e.g. {missing[:3]}; re-run the embed step")
+    extra = len(clip_ids) - len(manifest)
+    if extra:
+        raise ValueError(f"{source}: holds {extra} clip(s) that are not in the manifest; the embeddings are stale, re-run the embed step")
+    return np.fromiter((position[cid] for cid in manifest["clip_id"]), dtype=np.int64, count=len(manifest))
+
+
+def load_probe_data(embeddings_h5, manifest_csv, layers: list[int] | None = None) -> ProbeData:
+    """Read one model's pooled embeddings and the manifest, matched by clip_id."""
+    from .store import read_embeddings
+
+    manifest = read_manifest(manifest_csv)
+    features, clip_ids, attrs = read_embeddings(embeddings_h5)
+    order = align_to_manifest(clip_ids, manifest, embeddings_h5)
+    if not np.array_equal(order, np.arange(len(order))):
+        features = features[order]
+    n_layers = features.shape[1]
+    layer_ids = list(range(n_layers)) if layers is None else list(layers)
+    if any(layer >= n_layers for layer in layer_ids):
+        raise ValueError(f"{embeddings_h5}: has {n_layers} layers, probe asks for layers {layer_ids}")
+    if layers is not None:
+        features = features[:, layer_ids, :]
+    if not np.isfinite(features).all():
+        bad = np.unique(np.nonzero(~np.isfinite(features))[0])
+        raise ValueError(f"{embeddings_h5}: non-finite features for {bad.size} clip(s), e.g. {[manifest['clip_id'].iloc[i] for i in bad[:3]]}")
+    classes = class_names(manifest)
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array(manifest["label"].map(index), dtype=np.int64)
+    return ProbeData(
+        features=np.ascontiguousarray(features, dtype=np.float32),
+        labels=labels,
+        split=manifest["split"].to_numpy(str),
+        clip_ids=list(manifest["clip_id"]),
+        classes=classes,
+        layer_ids=layer_ids,
+        source={"embeddings": str(embeddings_h5), "manifest": str(manifest_csv), "embedding_attrs": attrs},
+    )
+
+
+def zscore_inplace(features: np.ndarray, train_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Z-score ``features [n, L, D]`` in place with train-split mean and std per (layer, dim).
+
+    Constant dimensions (std 0) are only centred, as in sklearn's StandardScaler.
+    Returns ``(mean [L, D], std [L, D])``.
+    """
+    n_layers = features.shape[1]
+    means = np.empty(features.shape[1:], dtype=np.float64)
+    stds = np.empty(features.shape[1:], dtype=np.float64)
+    for layer in range(n_layers):  # one layer at a time keeps the float64 copy small
+        train = features[train_index, layer, :].astype(np.float64)
+        mean = train.mean(axis=0)
+        std = train.std(axis=0)
+        std[std == 0] = 1.0
+        means[layer], stds[layer] = mean, std
+        features[:, layer, :] -= mean.astype(np.float32)
+        features[:, layer, :] /= std.astype(np.float32)
+    return means, stds
+
+
+# --------------------------------------------------------------------------------------------
+# The vectorised trainer
+# --------------------------------------------------------------------------------------------
+
+
+def group_seed(seed: int, layer: int) -> int:
+    """Seed of the random generator of the probe of ``layer`` trained with ``seed``.
+
+    It depends on (seed, layer) only, so a layer's probe is the same whether trained alone or
+    with others. ``layer`` may be :data:`ALL_LAYERS` (-1).
+    """
+    return int(np.random.SeedSequence([int(seed), int(layer) + 1]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class StackedMLP:
+    """G independent MLPs (or softmax regressions) whose parameters are stacked on axis 0.
+
+    ``hidden_sizes=[128, 64, 32]`` is the study's probe; ``[]`` is a softmax regression.
+    With ``mix_layers=L`` each group first mixes its ``[B, L, D]`` input with softmax weights
+    over the L layers (SUPERB's weighted sum), initialised uniform.
+    Parameter tensors (each ``[G, ...]``) are in :attr:`tensors`, in a fixed order.
+    """
+
+    def __init__(self, in_dim: int, hidden_sizes: list[int], n_classes: int, mix_layers: int | None = None):
+        self.in_dim = in_dim
+        self.hidden_sizes = list(hidden_sizes)
+        self.n_classes = n_classes
+        self.mix_layers = mix_layers
+        sizes = [in_dim, *self.hidden_sizes, n_classes]
+        # (name, shape per group, init); Linear weights are [in, out] so that x @ W works batched.
+        self.spec: list[tuple[str, tuple[int, ...], str]] = []
+        if mix_layers:
+            self.spec.append(("mix_logits", (mix_layers,), "zeros"))
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            self.spec.append((f"linear{i}.weight", (fan_in, fan_out), f"uniform:{fan_in}"))
+            self.spec.append((f"linear{i}.bias", (fan_out,), f"uniform:{fan_in}"))
+            if i < len(self.hidden_sizes):
+                self.spec.append((f"norm{i}.weight", (fan_out,), "ones"))
+                self.spec.append((f"norm{i}.bias", (fan_out,), "zeros"))
+        self.tensors: list = []
+
+    def init(self, generators: list, device) -> None:
+        """Draw each group's initial parameters from its own generator (nn.Linear's default rule)."""
+        import torch
+
+        per_group = []
+        for gen in generators:
+            params = []
+            for _name, shape, rule in self.spec:
+                if rule == "zeros":
+                    params.append(torch.zeros(shape))
+                elif rule == "ones":
+                    params.append(torch.ones(shape))
+                else:  # U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as torch.nn.Linear
+                    bound = 1.0 / math.sqrt(int(rule.split(":")[1]))
+                    params.append((torch.rand(shape, generator=gen) * 2.0 - 1.0) * bound)
+            per_group.append(params)
+        self.tensors = [
+            torch.stack([params[k] for params in per_group]).to(device).requires_grad_(True) for k in range(len(self.spec))
+        ]
+
+    def forward(self, x, tensors=None):
+        """``x [G, B, D]`` (or ``[G, B, L, D]`` with mixing) -> logits ``[G, B, C]``."""
+        import torch
+        import torch.nn.functional as F
+
+        params = iter(self.tensors if tensors is None else tensors)
+        if self.mix_layers:
+            weights = torch.softmax(next(params), dim=-1)  # [G, L]
+            x = torch.einsum("gbld,gl->gbd", x, weights)
+        for i in range(len(self.hidden_sizes) + 1):
+            weight, bias = next(params), next(params)
+            x = torch.baddbmm(bias.unsqueeze(1), x, weight)  # [G, B, out]
+            if i < len(self.hidden_sizes):
+                gamma, beta = next(params), next(params)
+                x = F.layer_norm(x, (x.shape[-1],)) * gamma.unsqueeze(1) + beta.unsqueeze(1)
+                x = torch.relu(x)
+        return x
+
+
+@dataclass
+class TrainedProbes:
+    """What the trainer returns for G = n_seeds x n_layers groups (seed-major)."""
+
+    tensors: list  # chosen parameters (best or last epoch), each [G, ...]
+    epoch: np.ndarray  # [G] 1-based epoch of the chosen parameters
+    epochs_run: np.ndarray  # [G] epochs trained before stopping
+    history: dict  # val_uar / val_loss / lr: [epochs, G] (NaN after a group stopped)
+
+
+def _uar_per_group(y_true, y_pred, n_classes: int):
+    """UAR of each row of ``y_pred [G, n]`` against ``y_true [n]`` (numpy) -> ``[G]``."""
+    n_groups = y_pred.shape[0]
+    row = np.arange(n_groups)[:, None] * n_classes
+    size = n_groups * n_classes
+    support = np.broadcast_to(np.bincount(y_true, minlength=n_classes)[:n_classes], (n_groups, n_classes))
+    predicted = np.bincount((row + y_pred).ravel(), minlength=size).reshape(n_groups, n_classes)
+    hit = (y_true[None, :] == y_pred)
+    hits = np.bincount((row + y_pred)[hit], minlength=size).reshape(n_groups, n_classes)
+    recall = np.divide(hits, support, out=np.zeros((n_groups, n_classes)), where=support > 0)
+    present = (support > 0) | (predicted > 0)
+    return (recall * present).sum(1) / present.sum(1)
+
+
+def _gather_groups(features, index, group_layer, mix: bool):
+    """Rows ``index [G, B]`` of ``features [n, L, D]`` -> ``[G, B, D]`` (each group its layer) or ``[G, B, L, D]``."""
+    if mix:
+        return features[index]
+    return features[index, group_layer.unsqueeze(1)]
+
+
+def predict_logits(model: StackedMLP, tensors, features, rows, group_layer, mix: bool, chunk: int = 2048):
+    """Logits ``[G, n, C]`` of every group for clips ``rows`` (evaluated in chunks of clips)."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for start in range(0, rows.shape[0], chunk):
+            part = rows[start : start + chunk]
+            index = part.unsqueeze(0).expand(group_layer.shape[0], -1)
+            out.append(model.forward(_gather_groups(features, index, group_layer, mix), tensors))
+    return torch.cat(out, dim=1)
+
+
+def train_stacked(
+    features,
+    labels,
+    train_rows,
+    val_rows,
+    group_layer,
+    group_seeds: list[int],
+    cfg: dict,
+    n_classes: int,
+    mix_layers: int | None = None,
+    log=None,
+) -> tuple[StackedMLP, TrainedProbes]:
+    """Train G probes at once; group g reads layer ``group_layer[g]`` (ignored when mixing).
+
+    ``features [n, L, D]`` (z-scored, torch, on the device), ``labels [n]`` (torch int64),
+    ``train_rows``/``val_rows`` clip indices (torch int64). ``group_seeds[g]`` seeds group g's
+    generator (see :func:`group_seed`). Returns the model and the chosen parameters.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    device = features.device
+    n_groups = len(group_seeds)
+    generators = [torch.Generator().manual_seed(s) for s in group_seeds]
+    in_dim = features.shape[-1]
+    model = StackedMLP(in_dim, cfg["hidden_sizes"], n_classes, mix_layers=mix_layers)
+    model.init(generators, device)
+    mix = bool(mix_layers)
+
+    lr = np.full(n_groups, float(cfg["lr"]))
+    # Row views of the stacked tensors: Adam updates them in place, the stacked forward sees it.
+    group_params = [[t.detach()[g] for t in model.tensors] for g in range(n_groups)]
+    optimizer = torch.optim.Adam(
+        [{"params": params, "lr": lr[g]} for g, params in enumerate(group_params)],
+        lr=float(cfg["lr"]),
+        weight_decay=float(cfg["weight_decay"]),
+        fused=True,  # one pass over memory per group; elementwise, so grouping cannot change results
+    )
+
+    best = [t.detach().clone() for t in model.tensors]
+    active = np.ones(n_groups, dtype=bool)
+    best_uar = np.full(n_groups, -np.inf)
+    best_epoch = np.zeros(n_groups, dtype=np.int64)
+    epochs_run = np.zeros(n_groups, dtype=np.int64)
+    wait = np.zeros(n_groups, dtype=np.int64)  # early stopping (Lightning semantics)
+    plateau_best = np.full(n_groups, np.inf)  # ReduceLROnPlateau (torch semantics, mode=min, rel 1e-4)
+    plateau_bad = np.zeros(n_groups, dtype=np.int64)
+    history = {k: np.full((cfg["epochs"], n_groups), np.nan) for k in ("val_uar", "val_loss", "lr", "train_loss")}
+
+    n_train = train_rows.shape[0]
+    batch_size = int(cfg["batch_size"])
+    y_val = labels[val_rows].cpu().numpy()
+    for epoch in range(cfg["epochs"]):
+        # One permutation per group; drawn for stopped groups too, so a group's stream never
+        # depends on when the others stopped.
+        order = torch.stack([torch.randperm(n_train, generator=gen) for gen in generators]).to(device)
+        order = train_rows[order]  # [G, n_train] clip indices
+        active_t = torch.as_tensor(active, device=device)
+        loss_sum = torch.zeros(n_groups, device=device)
+        for start in range(0, n_train, batch_size):
+            index = order[:, start : start + batch_size]  # [G, B]
+            x = _gather_groups(features, index, group_layer, mix)
+            logits = model.forward(x)  # [G, B, C]
+            loss = F.cross_entropy(logits.reshape(-1, n_classes), labels[index].reshape(-1), reduction="none")
+            loss = loss.view(n_groups, -1).mean(dim=1)  # [G]
+            loss_sum += loss.detach() * index.shape[1]
+            for t in model.tensors:
+                t.grad = None
+            (loss * active_t).sum().backward()
+            for g in range(n_groups):
+                for p, t in zip(group_params[g], model.tensors):
+                    p.grad = t.grad[g] if active[g] else None
+            optimizer.step()
+
+        logits = predict_logits(model, None, features, val_rows, group_layer, mix)  # [G, n_val, C]
+        val_loss = F.cross_entropy(
+            logits.reshape(-1, n_classes), labels[val_rows].repeat(n_groups), reduction="none"
+        ).view(n_groups, -1).mean(dim=1).cpu().numpy()
+        val_uar = _uar_per_group(y_val, logits.argmax(dim=-1).cpu().numpy(), n_classes)
+        history["val_uar"][epoch, active] = val_uar[active]
+        history["val_loss"][epoch, active] = val_loss[active]
+        history["lr"][epoch, active] = lr[active]
+        history["train_loss"][epoch, active] = (loss_sum.cpu().numpy() / n_train)[active]
+        epochs_run[active] += 1
+
+        improved = active & (val_uar > best_uar)
+        best_uar[improved] = val_uar[improved]
+        best_epoch[improved] = epoch + 1
+        wait[improved] = 0
+        wait[active & ~improved] += 1
+        if improved.any():
+            mask = torch.as_tensor(improved, device=device)
+            for keep, t in zip(best, model.tensors):
+                keep.copy_(torch.where(mask.view(-1, *[1] * (t.dim() - 1)), t.detach(), keep))
+
+        better_loss = active & (val_loss < plateau_best * (1.0 - 1e-4))
+        plateau_best[better_loss] = val_loss[better_loss]
+        plateau_bad[better_loss] = 0
+        plateau_bad[active & ~better_loss] += 1
+        reduce = active & (plateau_bad > cfg["lr_patience"])
+        for g in np.flatnonzero(reduce):
+            new_lr = lr[g] * cfg["lr_factor"]
+            if lr[g] - new_lr > 1e-8:
+                lr[g] = new_lr
+                optimizer.param_groups[g]["lr"] = new_lr
+            plateau_bad[g] = 0
+
+        if cfg["patience"] is not None:
+            active &= wait < cfg["patience"]
+        if log is not None:
+            log(f"epoch {epoch + 1}: val UAR {np.round(val_uar, 4).tolist()}, {int(active.sum())}/{n_groups} groups active")
+        if not active.any():
+            break
+
+    chosen = best if cfg["evaluate"] == "best" else [t.detach().clone() for t in model.tensors]
+    epoch_of_choice = best_epoch if cfg["evaluate"] == "best" else epochs_run
+    return model, TrainedProbes(chosen, epoch_of_choice.copy(), epochs_run, history)
+
+
+# --------------------------------------------------------------------------------------------
+# Fitting every layer and seed of one job
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProbeResult:
+    """Predictions of one probe job: groups are (seed, layer) pairs.
+
+    ``posteriors[split]`` is ``[n_seeds, n_layers, n_clips_of_split, C]``; ``epoch`` is
+    ``[n_seeds, n_layers]`` (NaN where not applicable, e.g. knn).
+    """
+
+    layers: list[int]
+    seeds: list[int]
+    posteriors: dict
+    rows: dict  # split -> clip indices into ProbeData
+    epoch: np.ndarray
+    extra: dict = field(default_factory=dict)  # e.g. mix_weights [n_seeds, L], history
+
+
+def fit_probe(data: ProbeData, cfg: dict, device: str = "cpu", log=None) -> ProbeResult:
+    """Z-score ``data.features`` in place (train statistics) and fit the probe of ``cfg``."""
+    train, val, test = (data.indices(s) for s in SPLITS)
+    zscore_inplace(data.features, train)
+    if cfg["type"] == "knn":
+        return _fit_knn(data, cfg, device)
+    return _fit_trained(data, cfg, device, log)
+
+
+def _fit_trained(data: ProbeData, cfg: dict, device: str, log) -> ProbeResult:
+    import torch
+
+    features = torch.from_numpy(data.features).to(device)
+    labels = torch.from_numpy(data.labels).to(device)
+    rows = {s: torch.from_numpy(data.indices(s)).to(device) for s in SPLITS}
+    seeds = list(cfg["seeds"])
+    mix_layers = data.features.shape[1] if cfg["type"] == "weighted_sum" else None
+    layers = [ALL_LAYERS] if mix_layers else list(data.layer_ids)
+    column = [0] if mix_layers else list(range(len(layers)))  # axis-1 column each layer reads
+    group_layer = torch.tensor([c for _s in seeds for c in column], device=device)
+    group_seeds = [group_seed(s, layer) for s in seeds for layer in layers]
+    n_classes = len(data.classes)
+    model, trained = train_stacked(
+        features, labels, rows["train"], rows["val"], group_layer, group_seeds, cfg, n_classes, mix_layers, log
+    )
+    shape = (len(seeds), len(layers))
+    posteriors = {}
+    for split in ("val", "test"):
+        logits = predict_logits(model, trained.tensors, features, rows[split], group_layer, bool(mix_layers))
+        posteriors[split] = torch.softmax(logits, dim=-1).cpu().numpy().reshape(*shape, -1, n_classes)
+    extra = {"history": trained.history, "epochs_run": trained.epochs_run.reshape(shape)}
+    if mix_layers:
+        extra["mix_weights"] = torch.softmax(trained.tensors[0], dim=-1).detach().cpu().numpy()  # [S, L]
+    return ProbeResult(
+        layers=layers,
+        seeds=seeds,
+        posteriors=posteriors,
+        rows={s: data.indices(s) for s in SPLITS},
+        epoch=trained.epoch.reshape(shape).astype(np.float64),
+        extra=extra,
+    )
+
+
+def knn_posteriors(train_x, train_y, query_x, n_classes: int, k: int, metric: str, weights: str, chunk: int = 1024):
+    """k-NN class posteriors ``[n_query, C]``: (distance-weighted) vote shares of the k nearest.
+
+    Ties in distance are broken by the lower training index (``torch.topk`` on a stable
+    ordering is not guaranteed, so distances are computed in float64 for stability).
+    """
+    import torch
+
+    k = min(k, train_x.shape[0])
+    if metric == "cosine":
+        train_x = torch.nn.functional.normalize(train_x, dim=1)
+        query_x = torch.nn.functional.normalize(query_x, dim=1)
+    out = []
+    train_sq = (train_x.double() ** 2).sum(1)
+    for start in range(0, query_x.shape[0], chunk):
+        q = query_x[start : start + chunk].double()
+        if metric == "cosine":
+            dist = 1.0 - q @ train_x.double().T  # [q, n_train]
+        else:
+            dist = ((q**2).sum(1, keepdim=True) + train_sq[None, :] - 2.0 * q @ train_x.double().T).clamp_min(0).sqrt()
+        nearest_dist, nearest = torch.topk(dist, k, dim=1, largest=False, sorted=True)
+        if weights == "distance":
+            vote = 1.0 / nearest_dist.clamp_min(1e-12)
+        else:
+            vote = torch.ones_like(nearest_dist)
+        scores = torch.zeros(q.shape[0], n_classes, dtype=torch.float64, device=q.device)
+        scores.scatter_add_(1, train_y[nearest], vote)
+        out.append((scores / scores.sum(1, keepdim=True)).float())
+    return torch.cat(out)
+
+
+def _fit_knn(data: ProbeData, cfg: dict, device: str) -> ProbeResult:
+    import torch
+
+    rows = {s: data.indices(s) for s in SPLITS}
+    n_classes = len(data.classes)
+    train_y = torch.from_numpy(data.labels[rows["train"]]).to(device)
+    posteriors = {s: np.empty((1, len(data.layer_ids), rows[s].shape[0], n_classes), np.float32) for s in ("val", "test")}
+    for column in range(len(data.layer_ids)):
+        layer_x = torch.from_numpy(np.ascontiguousarray(data.features[:, column, :])).to(device)
+        train_x = layer_x[torch.from_numpy(rows["train"]).to(device)]
+        for split in ("val", "test"):
+            query = layer_x[torch.from_numpy(rows[split]).to(device)]
+            posteriors[split][0, column] = knn_posteriors(
+                train_x, train_y, query, n_classes, cfg["k"], cfg["metric"], cfg["weights"]
+            ).cpu().numpy()
+    return ProbeResult(
+        layers=list(data.layer_ids),
+        seeds=[0],
+        posteriors=posteriors,
+        rows=rows,
+        epoch=np.full((1, len(data.layer_ids)), np.nan),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------------------------
+
+
+def predicted_labels(posteriors: np.ndarray) -> np.ndarray:
+    """Argmax class (ties -> lowest class index) of ``[..., C]`` posteriors."""
+    return posteriors.argmax(axis=-1)
+
+
+def score_tables(data: ProbeData, result: ProbeResult, ids: dict, cfg: dict):
+    """Return ``(scores, summary)`` DataFrames of a probe result.
+
+    ``scores``: one row per (seed, layer, split) with uar, epoch and a bootstrap CI of that
+    seed's UAR. ``summary``: one row per (layer, split) with mean/std over seeds and a bootstrap
+    CI of the seed-mean UAR (clips resampled jointly for all seeds); ``is_best`` marks the
+    layer with the highest mean validation UAR (ties -> lowest layer).
+    """
+    import pandas as pd
+
+    n_classes = len(data.classes)
+    score_rows, summary_rows = [], []
+    uar_mean_val = None
+    per_split = {}
+    for split in ("val", "test"):
+        y_true = data.labels[result.rows[split]]
+        boot = bootstrap_indices(y_true.shape[0], max(cfg["n_boot"], 1), cfg["bootstrap_seed"])
+        preds = predicted_labels(result.posteriors[split])  # [S, L, n]
+        uars = np.empty(preds.shape[:2])
+        boots = np.empty((*preds.shape[:2], boot.shape[0]))
+        full = np.arange(y_true.shape[0])[None, :]
+        for s in range(preds.shape[0]):
+            for li in range(preds.shape[1]):
+                uars[s, li] = uar_of_resamples(y_true, preds[s, li], full, n_classes)[0]
+                boots[s, li] = uar_of_resamples(y_true, preds[s, li], boot, n_classes)
+        per_split[split] = (uars, boots)
+        if split == "val":
+            uar_mean_val = uars.mean(axis=0)
+    best_column = int(np.argmax(uar_mean_val))  # first maximum = lowest layer among ties
+    for split, (uars, boots) in per_split.items():
+        use_ci = cfg["n_boot"] > 0
+        low, high = percentile_interval(boots, cfg["ci_level"], axis=-1)
+        mean_low, mean_high = percentile_interval(boots.mean(axis=0), cfg["ci_level"], axis=-1)
+        for li, layer in enumerate(result.layers):
+            for s, seed in enumerate(result.seeds):
+                score_rows.append({
+                    "dataset": ids["dataset"], "model": ids["model"], "layer": layer, "probe": ids["probe"],
+                    "seed": seed, "split": split, "uar": uars[s, li],
+                    "epoch": result.epoch[s, li],
+                    "ci_low": low[s, li] if use_ci else np.nan, "ci_high": high[s, li] if use_ci else np.nan,
+                    "n_clips": result.rows[split].shape[0],
+                })
+            summary_rows.append({
+                "dataset": ids["dataset"], "model": ids["model"], "layer": layer, "probe": ids["probe"],
+                "split": split, "uar_mean": uars[:, li].mean(),
+                "uar_std": uars[:, li].std(ddof=1) if uars.shape[0] > 1 else np.nan,
+                "n_seeds": uars.shape[0],
+                "ci_low": mean_low[li] if use_ci else np.nan, "ci_high": mean_high[li] if use_ci else np.nan,
+                "is_best": li == best_column,
+            })
+    scores = pd.DataFrame(score_rows)
+    scores["epoch"] = scores["epoch"].astype("Int64") if scores["epoch"].notna().all() else scores["epoch"]
+    return scores, pd.DataFrame(summary_rows), best_column
+
+
+def confusion_table(data: ProbeData, result: ProbeResult, column: int, ids: dict):
+    """Tidy confusion counts of layer column ``column`` on the test split, summed over seeds."""
+    import pandas as pd
+
+    from .metrics import confusion_counts
+
+    n_classes = len(data.classes)
+    y_true = data.labels[result.rows["test"]]
+    counts = np.zeros((n_classes, n_classes), dtype=np.int64)
+    for s in range(len(result.seeds)):
+        counts += confusion_counts(y_true, predicted_labels(result.posteriors["test"][s, column]), n_classes)
+    true_idx, pred_idx = np.meshgrid(np.arange(n_classes), np.arange(n_classes), indexing="ij")
+    return pd.DataFrame({
+        "dataset": ids["dataset"], "model": ids["model"], "probe": ids["probe"], "layer": result.layers[column],
+        "true_label": np.asarray(data.classes, dtype=object)[true_idx.ravel()],
+        "predicted_label": np.asarray(data.classes, dtype=object)[pred_idx.ravel()],
+        "count": counts.ravel(), "n_seeds": len(result.seeds),
+    })
+
+
+def write_predictions(path, data: ProbeData, result: ProbeResult, ids: dict, cfg: dict, best_column: int, extra_attrs=None) -> None:
+    """Write ``predictions.h5`` atomically.
+
+    Layout::
+
+        /classes            [C] class names (index = class id)
+        /layers             [L] layer of each column (-1 = all layers / fused)
+        /seeds              [S]
+        /epoch              [S, L] epoch of the evaluated weights (NaN for knn)
+        /{val,test}/clip_id [n]  /{val,test}/y_true [n]
+        /{val,test}/y_pred  [S, L, n] int16   /{val,test}/posteriors [S, L, n, C] float32
+        /mix_weights        [S, L_in] (weighted_sum only)
+        attrs: dataset, model, probe, probe_config (JSON), best_layer, ...
+    """
+    import h5py
+
+    from .fileio import atomic_path
+    from .store import STR, set_attrs
+
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.create_dataset("classes", data=np.asarray(data.classes, dtype=object), dtype=STR)
+        h5.create_dataset("layers", data=np.asarray(result.layers, dtype=np.int64))
+        h5.create_dataset("seeds", data=np.asarray(result.seeds, dtype=np.int64))
+        h5.create_dataset("epoch", data=result.epoch)
+        for split in ("val", "test"):
+            grp = h5.create_group(split)
+            rows = result.rows[split]
+            grp.create_dataset("clip_id", data=np.asarray([data.clip_ids[i] for i in rows], dtype=object), dtype=STR)
+            grp.create_dataset("y_true", data=data.labels[rows].astype(np.int16))
+            grp.create_dataset("y_pred", data=predicted_labels(result.posteriors[split]).astype(np.int16))
+            grp.create_dataset("posteriors", data=result.posteriors[split].astype(np.float32), compression="gzip", shuffle=True)
+        if "mix_weights" in result.extra:
+            h5.create_dataset("mix_weights", data=result.extra["mix_weights"])
+        set_attrs(h5, {
+            **ids, "probe_config": cfg, "best_layer": int(result.layers[best_column]),
+            "embedding_source": data.source.get("embeddings", ""), **(extra_attrs or {}),
+        })
+
+
+def read_predictions(path) -> dict:
+    """Read a ``predictions.h5`` written by :func:`write_predictions` into plain numpy arrays."""
+    import h5py
+
+    from .store import get_attrs
+
+    path = Path(path)
+    out = {}
+    try:
+        with h5py.File(path, "r") as h5:
+            out["classes"] = [c.decode() if isinstance(c, bytes) else c for c in h5["classes"][:]]
+            out["layers"] = h5["layers"][:].tolist()
+            out["seeds"] = h5["seeds"][:].tolist()
+            out["epoch"] = h5["epoch"][:]
+            for split in ("val", "test"):
+                grp = h5[split]
+                out[split] = {
+                    "clip_id": [c.decode() if isinstance(c, bytes) else c for c in grp["clip_id"][:]],
+                    "y_true": grp["y_true"][:].astype(np.int64),
+                    "y_pred": grp["y_pred"][:].astype(np.int64),
+                    "posteriors": grp["posteriors"][:],
+                }
+            if "mix_weights" in h5:
+                out["mix_weights"] = h5["mix_weights"][:]
+            out["attrs"] = get_attrs(h5)
+    except (KeyError, OSError) as err:
+        raise ValueError(f"{path}: not a bioprobe predictions file ({err})") from err
+    return out
+
+
+def write_probe_outputs(out_dir, data: ProbeData, result: ProbeResult, ids: dict, cfg: dict, extra_attrs=None) -> None:
+    """Write predictions.h5, confusion.csv, summary.csv, history.csv and (last) scores.csv."""
+    import pandas as pd
+
+    from .fileio import write_csv
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scores, summary, best_column = score_tables(data, result, ids, cfg)
+    write_predictions(out_dir / "predictions.h5", data, result, ids, cfg, best_column, extra_attrs)
+    write_csv(out_dir / "confusion.csv", confusion_table(data, result, best_column, ids))
+    write_csv(out_dir / "summary.csv", summary)
+    history = result.extra.get("history")
+    if history is not None:
+        n_seeds, n_layers = len(result.seeds), len(result.layers)
+        frames = []
+        for key, values in history.items():
+            epochs = values.shape[0]
+            frames.append(pd.DataFrame({
+                "epoch": np.repeat(np.arange(1, epochs + 1), n_seeds * n_layers),
+                "seed": np.tile(np.repeat(result.seeds, n_layers), epochs),
+                "layer": np.tile(np.tile(result.layers, n_seeds), epochs),
+                "metric": key, "value": values.ravel(),
+            }))
+        hist = pd.concat(frames).dropna(subset=["value"])
+        write_csv(out_dir / "history.csv", hist)
+    write_csv(out_dir / "scores.csv", scores)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point of the Snakemake rule
+# --------------------------------------------------------------------------------------------
+
+
+class _Settings:
+    """Threads and determinism for the duration of a job, restored afterwards."""
+
+    def __init__(self, threads: int | None):
+        self.threads = threads
+
+    def __enter__(self):
+        import torch
+
+        self._threads = torch.get_num_threads()
+        self._deterministic = torch.are_deterministic_algorithms_enabled()
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        return self
+
+    def __exit__(self, *exc):
+        import torch
+
+        torch.set_num_threads(self._threads)
+        torch.use_deterministic_algorithms(self._deterministic)
+
+
+def resolve_device(device: str | None) -> str:
+    """``auto`` -> ``cuda`` when available else ``cpu``; anything else is passed to torch."""
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def run_probe_job(
+    embeddings_h5,
+    manifest_csv,
+    out_dir,
+    dataset: str,
+    model: str,
+    probe_name: str,
+    probe_cfg: dict,
+    threads: int | None = None,
+    device: str = "cpu",
+    log=None,
+) -> None:
+    """Train and evaluate every layer (x every seed) of one (dataset, model, probe).
+
+    Reads ``embeddings_h5`` (``bioprobe.store`` layout) and ``manifest_csv`` (clip_id, label,
+    split), writes into ``out_dir``: ``predictions.h5``, ``confusion.csv`` (best layer, test,
+    summed over seeds), ``summary.csv`` (per layer mean/std over seeds + CI), ``history.csv``
+    (per-epoch validation curves) and, last, ``scores.csv``. ``log`` is an optional callable
+    receiving progress lines.
+    """
+    cfg = resolve_probe_config(probe_name, probe_cfg)
+    data = load_probe_data(embeddings_h5, manifest_csv, cfg["layers"])
+    ids = {"dataset": dataset, "model": model, "probe": probe_name}
+    with _Settings(threads):
+        result = fit_probe(data, cfg, resolve_device(device), log)
+    write_probe_outputs(out_dir, data, result, ids, cfg, extra_attrs={"probe_type": cfg["type"]})
+
+
+def read_scores(path) -> "pandas.DataFrame":  # noqa: F821
+    """Read a scores.csv and check its columns."""
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    missing = {"dataset", "model", "layer", "probe", "seed", "split", "uar"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: not a bioprobe scores file (missing {', '.join(sorted(missing))})")
+    return frame
+
+
+def best_layer(scores) -> int:
+    """The layer with the highest mean validation UAR over seeds (ties -> lowest layer)."""
+    val = scores[scores["split"] == "val"]
+    if val.empty:
+        raise ValueError("scores hold no validation rows; cannot choose a best layer")
+    means = val.groupby("layer")["uar"].mean().sort_index()
+    return int(means.idxmax())
+
+
+def dump_config(cfg: dict) -> str:
+    return json.dumps(cfg, sort_keys=True)
