@@ -1,0 +1,148 @@
+"""Loading and validating config.yaml against the workflow's JSON schemas.
+
+Imported by the Snakefile at parse time: it must stay light (yaml and jsonschema only).
+Each section's entries are validated against the schema file of the module that owns them
+(``datasets.schema.yaml``, ``models.schema.yaml``, ...), so an error names the exact key, the
+value found and what is allowed, and defaults from the schemas are filled in.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+MAIN_SCHEMA = "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """config.yaml does not match the schema; the message names the key."""
+
+
+def _load_yaml(path: Path) -> dict:
+    with open(path) as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def load_schemas(schema_dir: Path = SCHEMA_DIR) -> dict[str, dict]:
+    """All schema files of ``schema_dir`` by file name (a missing sub-schema accepts any object)."""
+    schemas = {p.name: _load_yaml(p) for p in sorted(schema_dir.glob("*.schema.yaml"))}
+    main = schemas.get(MAIN_SCHEMA, {})
+    for ref in _refs(main):
+        schemas.setdefault(ref, {"type": "object"})
+    return schemas
+
+
+def _refs(node) -> set[str]:
+    found = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and not value.startswith("#"):
+                found.add(value)
+            else:
+                found |= _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _refs(value)
+    return found
+
+
+def _validator(schemas: dict[str, dict]):
+    import jsonschema
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    registry = Registry().with_resources(
+        (name, Resource.from_contents(schema, default_specification=DRAFT202012)) for name, schema in schemas.items()
+    )
+    base = jsonschema.validators.validator_for(schemas[MAIN_SCHEMA], default=jsonschema.Draft202012Validator)
+
+    def fill_defaults(validator, properties, instance, schema):
+        # Standard jsonschema extension: set missing properties to their schema default first.
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from jsonschema.Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    filling = jsonschema.validators.extend(base, {"properties": fill_defaults})
+    return filling(schemas[MAIN_SCHEMA], registry=registry)
+
+
+def _describe(error) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    allowed = ""
+    if error.validator == "enum":
+        allowed = f"; allowed: {', '.join(map(str, error.validator_value))}"
+    elif error.validator == "additionalProperties" and isinstance(schema.get("properties"), dict):
+        allowed = f"; allowed keys: {', '.join(sorted(schema['properties']))}"
+    elif "description" in schema:
+        allowed = f" ({schema['description']})"
+    return f"config key '{where}': {error.message}{allowed}"
+
+
+def validate_config(config: dict, schema_dir: Path = SCHEMA_DIR) -> dict:
+    """Return a validated copy of ``config`` with schema defaults filled in.
+
+    Raises :class:`ConfigError` listing every problem, each naming its key.
+    """
+    config = copy.deepcopy(config)
+    validator = _validator(load_schemas(schema_dir))
+    # Defaults are filled while validating; a second pass reports on the filled config.
+    list(validator.iter_errors(config))
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in _leaf_errors(errors)))
+    _check_references(config)
+    return config
+
+
+def _leaf_errors(errors):
+    """Prefer the most specific errors of if/then/anyOf branches over their summaries."""
+    out = []
+    for error in errors:
+        if error.context:
+            out.extend(_leaf_errors(sorted(error.context, key=lambda e: list(map(str, e.absolute_path)))))
+        else:
+            out.append(error)
+    seen, unique = set(), []
+    for error in out:
+        text = _describe(error)
+        if text not in seen:
+            seen.add(text)
+            unique.append(error)
+    return unique
+
+
+def _check_references(config: dict) -> None:
+    """Cross-entry checks no JSON schema can express: names that must refer to other entries."""
+    models, probes = config.get("models", {}), config.get("probes", {})
+    for name, mcfg in models.items():
+        base = mcfg.get("base")
+        if base is not None and base not in models:
+            raise ConfigError(f"config key 'models.{name}.base': {base!r} is not a model of this config; models: {', '.join(models)}")
+    for name, fcfg in (config.get("fusion") or {}).items():
+        probe = fcfg.get("probe")
+        if probe is not None and probe not in probes:
+            raise ConfigError(f"config key 'fusion.{name}.probe': {probe!r} is not a probe of this config; probes: {', '.join(probes)}")
+        for model in fcfg.get("models") or []:
+            if model not in models:
+                raise ConfigError(f"config key 'fusion.{name}.models': {model!r} is not a model of this config")
+
+
+def load_config(path: str | Path) -> dict:
+    """Read and validate a config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = _load_yaml(path)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    try:
+        return validate_config(raw)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None

@@ -1,0 +1,39 @@
+"""Small helpers for the Snakemake scripts (kept thin: they wire files to library calls)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def logged(snakemake):
+    """Send stdout, stderr and logging of the block to the rule's log file.
+
+    A failure's traceback goes to the log too, then the error propagates so the job fails
+    (and Snakemake removes its outputs).
+    """
+    log_files = list(getattr(snakemake, "log", []) or [])
+    if not log_files:
+        yield
+        return
+    path = Path(log_files[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", buffering=1) as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+        handler = logging.StreamHandler(fh)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        try:
+            yield
+        except BaseException:
+            traceback.print_exc(file=fh)
+            # Also on the console, so a user sees why the job failed without opening the log.
+            print(f"bioprobe: error, see {path}:\n{traceback.format_exc()}", file=sys.__stderr__)
+            raise
+        finally:
+            root.removeHandler(handler)

@@ -1,0 +1,151 @@
+"""Tables of results: all scores in one tidy CSV, and the best-layer table of the study.
+
+Scores are read from the probes' and fusions' ``scores.csv`` files (tidy: one row per
+dataset, model, layer, probe, seed and split, ``uar`` in [0, 1]). The best layer of a model is
+chosen on validation UAR (mean over seeds) and reported with its test UAR; the layer that is
+best on test (what a table of "the best layer on test" shows) is given beside it, marked as
+chosen on test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .fileio import atomic_path, write_csv, write_text
+
+PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "resources" / "published" / "sarkar2025_best_layer.csv"
+REQUIRED = ("dataset", "model", "layer", "probe", "seed", "split", "uar")
+
+
+def read_scores(paths: Iterable[str]) -> pd.DataFrame:
+    """Concatenate scores.csv files, checking that each has the tidy columns."""
+    frames = []
+    for path in paths:
+        frame = pd.read_csv(path)
+        missing = [c for c in REQUIRED if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{path}: scores file lacks columns {missing}")
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=list(REQUIRED))
+    return pd.concat(frames, ignore_index=True)
+
+
+def layer_summary(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std of UAR over seeds per (dataset, model, probe, layer, split)."""
+    keys = ["dataset", "model", "probe", "layer", "split"]
+    agg = scores.groupby(keys, sort=True)["uar"].agg(uar_mean="mean", uar_std="std", n_seeds="count").reset_index()
+    agg["uar_std"] = agg["uar_std"].fillna(0.0)
+    for col in ("ci_low", "ci_high"):
+        if col in scores.columns:
+            agg = agg.merge(scores.groupby(keys)[col].mean().rename(col).reset_index(), on=keys, how="left")
+    return agg
+
+
+def best_layers(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model, probe): the validation-best layer and its test UAR, and the test-best layer."""
+    summary = layer_summary(scores)
+    val = summary[summary["split"] == "val"]
+    test = summary[summary["split"] == "test"].set_index(["dataset", "model", "probe", "layer"])
+    rows = []
+    for (dataset, model, probe), group in val.groupby(["dataset", "model", "probe"], sort=True):
+        # Ties go to the earlier layer: deterministic, and the cheaper layer to compute.
+        best = group.sort_values(["uar_mean", "layer"], ascending=[False, True]).iloc[0]
+        layer = int(best["layer"])
+        t = test.loc[(dataset, model, probe, layer)] if (dataset, model, probe, layer) in test.index else None
+        tests = test.loc[(dataset, model, probe)] if (dataset, model, probe) in test.index.droplevel(3) else None
+        oracle = tests["uar_mean"].idxmax() if tests is not None and len(tests) else np.nan
+        rows.append(
+            {
+                "dataset": dataset,
+                "model": model,
+                "probe": probe,
+                "best_layer": layer,
+                "val_uar": best["uar_mean"],
+                "test_uar": t["uar_mean"] if t is not None else np.nan,
+                "test_uar_std": t["uar_std"] if t is not None else np.nan,
+                "n_seeds": int(t["n_seeds"]) if t is not None else 0,
+                "test_ci_low": t.get("ci_low", np.nan) if t is not None else np.nan,
+                "test_ci_high": t.get("ci_high", np.nan) if t is not None else np.nan,
+                "test_best_layer": oracle,
+                "test_best_uar": tests["uar_mean"].max() if tests is not None and len(tests) else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def published_scores(path: Path = PUBLISHED_CSV) -> pd.DataFrame:
+    return pd.read_csv(path)
+
+
+def layer_label(layer) -> str:
+    layer = int(layer)
+    return "CNN" if layer == 0 else ("all" if layer < 0 else str(layer))
+
+
+def write_tables(
+    probe_scores: Iterable[str],
+    fusion_scores: Iterable[str],
+    models: Mapping[str, dict],
+    fusion: Mapping[str, dict],
+    datasets: Mapping[str, str],
+    best_csv,
+    best_md,
+    all_scores_csv,
+) -> pd.DataFrame:
+    """Write the combined scores and the best-layer table (CSV and Markdown).
+
+    ``datasets`` maps each dataset name to its type (to find the published numbers).
+    """
+    scores = read_scores(list(probe_scores) + list(fusion_scores))
+    write_csv(all_scores_csv, scores)
+    best = best_layers(scores)
+    labels = {name: cfg.get("label", name) for name, cfg in models.items()}
+    labels.update({name: f"Fusion ({name})" for name in fusion})
+    best.insert(2, "label", best["model"].map(lambda m: labels.get(m, m)))
+    best.insert(3, "group", best["model"].map(lambda m: (models.get(m) or {}).get("group", "fusion" if m in fusion else "")))
+    published = published_scores()
+    pub = {(r.dataset_type, r.model_label): r.uar for r in published.itertuples()}
+    best["published_uar"] = [
+        pub.get((datasets.get(d), "Fusion" if m in fusion else labels.get(m)), np.nan) for d, m in zip(best["dataset"], best["model"])
+    ]
+    write_csv(best_csv, best)
+    write_text(best_md, best_layer_markdown(best, list(datasets)))
+    return best
+
+
+def best_layer_markdown(best: pd.DataFrame, datasets: list[str]) -> str:
+    """One Markdown table per probe: models as rows, datasets as columns, test UAR [%]."""
+    out = [
+        "# Best layer per model: test UAR [%]",
+        "",
+        "Layer chosen on validation UAR (mean over seeds); cell: test UAR mean ± std over seeds "
+        "[95% bootstrap CI] (layer; CNN = transformer input). `published`: the study's number "
+        "(best layer on test). The study does not define its Fusion row; ours are defined in "
+        "docs/probes.md.",
+        "",
+    ]
+    for probe, group in best.groupby("probe", sort=True):
+        out += [f"## Probe `{probe}`", ""]
+        header = ["Model"] + [c for d in datasets for c in (d, f"{d} published")]
+        out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for model, rows in group.groupby("model", sort=False):
+            cells = [str(rows["label"].iloc[0])]
+            for d in datasets:
+                r = rows[rows["dataset"] == d]
+                if r.empty:
+                    cells += ["", ""]
+                    continue
+                r = r.iloc[0]
+                cell = f"{100 * r.test_uar:.2f} ± {100 * r.test_uar_std:.2f}"
+                if np.isfinite(r.test_ci_low) and np.isfinite(r.test_ci_high):
+                    cell += f" [{100 * r.test_ci_low:.1f}, {100 * r.test_ci_high:.1f}]"
+                cell += f" ({layer_label(r.best_layer)})"
+                cells += [cell, "" if not np.isfinite(r.published_uar) else f"{r.published_uar:.2f}"]
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)

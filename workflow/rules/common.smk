@@ -1,0 +1,101 @@
+# Names, paths and input functions shared by the rules. Only cheap imports here.
+import re
+
+import sys
+
+from bioprobe import datasets as bp_datasets
+
+DATA_DIR = config["data_dir"]
+MODEL_CACHE = config["model_cache"]
+RESULTS = "results"
+LOGS = "logs"
+BENCH = f"{RESULTS}/benchmarks"
+
+
+def _enabled_datasets():
+    names = []
+    for name, dcfg in config["datasets"].items():
+        if not dcfg.get("enabled", True):
+            continue
+        available, reason = bp_datasets.dataset_is_available(dcfg)
+        if not available:
+            print(f"bioprobe: dataset '{name}' is left out of this run: {reason}", file=sys.stderr)
+            continue
+        names.append(name)
+    return names
+
+
+DATASETS = _enabled_datasets()
+MODELS = list(config["models"])
+PROBES = list(config["probes"])
+FUSIONS = list(config.get("fusion") or {})
+FIG_FORMATS = config["figures"]["formats"]
+
+
+def _alternatives(names):
+    # An exact list of names keeps paths unambiguous (no wildcard swallows a '/').
+    return "|".join(re.escape(n) for n in names) if names else "[A-Za-z0-9][A-Za-z0-9_-]*"
+
+
+wildcard_constraints:
+    dataset=_alternatives(list(config["datasets"])),
+    model=_alternatives(MODELS),
+    probe=_alternatives(PROBES),
+    fusion=_alternatives(FUSIONS),
+    fmt=_alternatives(FIG_FORMATS),
+
+
+def dataset_cfg(wildcards):
+    return config["datasets"][wildcards.dataset]
+
+
+def model_cfg(wildcards):
+    return config["models"][wildcards.model]
+
+
+def probe_cfg(wildcards):
+    return config["probes"][wildcards.probe]
+
+
+def fusion_cfg(wildcards):
+    return config["fusion"][wildcards.fusion]
+
+
+def manifest(dataset):
+    return f"{RESULTS}/{dataset}/manifest.csv"
+
+
+def embeddings(dataset, model):
+    return f"{RESULTS}/{dataset}/embeddings/{model}.h5"
+
+
+def probe_dir(dataset, model, probe):
+    return f"{RESULTS}/{dataset}/probes/{model}/{probe}"
+
+
+def fusion_dir(dataset, fusion):
+    return f"{RESULTS}/{dataset}/fusion/{fusion}"
+
+
+def weights_lock(model):
+    return f"{MODEL_CACHE}/locks/{model}.json"
+
+
+def probe_scores_of(dataset):
+    return [f"{probe_dir(dataset, m, p)}/scores.csv" for m in MODELS for p in PROBES]
+
+
+def fusion_scores_of(dataset):
+    return [f"{fusion_dir(dataset, f)}/scores.csv" for f in FUSIONS]
+
+
+def all_outputs():
+    outs = []
+    for dataset in DATASETS:
+        outs += probe_scores_of(dataset) + fusion_scores_of(dataset)
+        outs.append(f"{RESULTS}/{dataset}/comparisons.csv")
+        outs += [f"{RESULTS}/figures/layerwise_{dataset}.{fmt}" for fmt in FIG_FORMATS]
+    if DATASETS:
+        outs += [f"{RESULTS}/tables/best_layer.{ext}" for ext in ("csv", "md")]
+        outs.append(f"{RESULTS}/tables/all_scores.csv")
+    return outs

@@ -1,0 +1,18 @@
+# Download, verify and extract a dataset. A local rule: on a cluster it runs on the login node,
+# which has internet, and never re-downloads verified data.
+
+
+rule download:
+    output:
+        marker=f"{DATA_DIR}/{{dataset}}/.complete.json",
+    params:
+        dcfg=dataset_cfg,
+        data_dir=DATA_DIR,
+    log:
+        f"{LOGS}/download/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/download/{{dataset}}.tsv"
+    localrule: True
+    retries: 1
+    script:
+        "../scripts/download.py"

@@ -1,0 +1,29 @@
+# Fusion across models, as defined in docs/probes.md and recorded in its output.
+
+
+def fusion_models(wildcards):
+    return fusion_cfg(wildcards).get("models") or MODELS
+
+
+rule fuse:
+    input:
+        scores=lambda wc: [f"{probe_dir(wc.dataset, m, fusion_cfg(wc)['probe'])}/scores.csv" for m in fusion_models(wc)],
+        embeddings=lambda wc: [embeddings(wc.dataset, m) for m in fusion_models(wc)],
+        manifest=f"{RESULTS}/{{dataset}}/manifest.csv",
+    output:
+        scores=f"{RESULTS}/{{dataset}}/fusion/{{fusion}}/scores.csv",
+    params:
+        fcfg=fusion_cfg,
+        pcfg=lambda wc: config["probes"][fusion_cfg(wc)["probe"]],
+        models=fusion_models,
+        out_dir=lambda wc: fusion_dir(wc.dataset, wc.fusion),
+        probe_dirs=lambda wc: {m: probe_dir(wc.dataset, m, fusion_cfg(wc)["probe"]) for m in fusion_models(wc)},
+    log:
+        f"{LOGS}/fuse/{{dataset}}/{{fusion}}.log",
+    benchmark:
+        f"{BENCH}/fuse/{{dataset}}/{{fusion}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+    script:
+        "../scripts/fuse.py"

@@ -1,0 +1,22 @@
+# One manifest per dataset: one row per clip with its label, group and split, decided here once.
+
+
+def prepare_inputs(wildcards):
+    return bp_datasets.prepare_inputs(wildcards.dataset, dataset_cfg(wildcards), DATA_DIR)
+
+
+rule prepare:
+    input:
+        prepare_inputs,
+    output:
+        manifest=f"{RESULTS}/{{dataset}}/manifest.csv",
+        leakage=f"{RESULTS}/{{dataset}}/leakage.json",
+    params:
+        dcfg=dataset_cfg,
+        data_dir=DATA_DIR,
+    log:
+        f"{LOGS}/prepare/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/prepare/{{dataset}}.tsv"
+    script:
+        "../scripts/prepare.py"

@@ -1,0 +1,38 @@
+# One job per (dataset, model, probe type) trains the probes of every layer at once.
+
+
+rule probe:
+    input:
+        embeddings=f"{RESULTS}/{{dataset}}/embeddings/{{model}}.h5",
+        manifest=f"{RESULTS}/{{dataset}}/manifest.csv",
+    output:
+        scores=f"{RESULTS}/{{dataset}}/probes/{{model}}/{{probe}}/scores.csv",
+        predictions=f"{RESULTS}/{{dataset}}/probes/{{model}}/{{probe}}/predictions.h5",
+    params:
+        pcfg=probe_cfg,
+        out_dir=lambda wc: probe_dir(wc.dataset, wc.model, wc.probe),
+    log:
+        f"{LOGS}/probe/{{dataset}}/{{model}}/{{probe}}.log",
+    benchmark:
+        f"{BENCH}/probe/{{dataset}}/{{model}}/{{probe}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+    script:
+        "../scripts/probe.py"
+
+
+rule compare:
+    input:
+        scores=lambda wc: probe_scores_of(wc.dataset),
+    output:
+        comparisons=f"{RESULTS}/{{dataset}}/comparisons.csv",
+    params:
+        models=config["models"],
+        probe_dirs=lambda wc: {(m, p): probe_dir(wc.dataset, m, p) for m in MODELS for p in PROBES},
+    log:
+        f"{LOGS}/compare/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/compare/{{dataset}}.tsv"
+    script:
+        "../scripts/compare.py"

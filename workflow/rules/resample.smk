@@ -1,0 +1,23 @@
+# Every clip of a dataset as 16 kHz mono float32 in one HDF5 file.
+
+
+def audio_root(wildcards):
+    return str(bp_datasets.audio_root(wildcards.dataset, dataset_cfg(wildcards), DATA_DIR))
+
+
+rule resample:
+    input:
+        manifest=f"{RESULTS}/{{dataset}}/manifest.csv",
+    output:
+        audio=f"{RESULTS}/{{dataset}}/audio16k.h5",
+    params:
+        root=audio_root,
+        audio=config["audio"],
+    log:
+        f"{LOGS}/resample/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/resample/{{dataset}}.tsv"
+    resources:
+        mem_mb=8000,
+    script:
+        "../scripts/resample.py"

@@ -1,0 +1,5 @@
+from bioprobe import datasets
+from bioprobe.smk import logged
+
+with logged(snakemake):
+    datasets.download(snakemake.wildcards.dataset, snakemake.params.dcfg, snakemake.params.data_dir)

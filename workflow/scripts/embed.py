@@ -1,0 +1,13 @@
+from bioprobe.embed import embed_dataset
+from bioprobe.smk import logged
+
+with logged(snakemake):
+    embed_dataset(
+        snakemake.input.audio,
+        snakemake.output.embeddings,
+        snakemake.wildcards.model,
+        snakemake.params.mcfg,
+        snakemake.params.embed,
+        snakemake.params.cache,
+        threads=snakemake.threads,
+    )

@@ -1,0 +1,16 @@
+from bioprobe.fusion import run_fusion
+from bioprobe.smk import logged
+
+with logged(snakemake):
+    models = snakemake.params.models
+    run_fusion(
+        snakemake.wildcards.dataset,
+        snakemake.wildcards.fusion,
+        snakemake.params.fcfg,
+        snakemake.params.pcfg,
+        snakemake.input.manifest,
+        embeddings=dict(zip(models, snakemake.input.embeddings)),
+        probe_dirs=snakemake.params.probe_dirs,
+        out_dir=snakemake.params.out_dir,
+        threads=snakemake.threads,
+    )

@@ -1,0 +1,14 @@
+from bioprobe.probe import run_probe_job
+from bioprobe.smk import logged
+
+with logged(snakemake):
+    run_probe_job(
+        snakemake.input.embeddings,
+        snakemake.input.manifest,
+        snakemake.params.out_dir,
+        dataset=snakemake.wildcards.dataset,
+        model=snakemake.wildcards.model,
+        probe_name=snakemake.wildcards.probe,
+        probe_cfg=snakemake.params.pcfg,
+        threads=snakemake.threads,
+    )

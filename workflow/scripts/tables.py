@@ -1,0 +1,14 @@
+from bioprobe.smk import logged
+from bioprobe.tables import write_tables
+
+with logged(snakemake):
+    write_tables(
+        probe_scores=snakemake.input.scores,
+        fusion_scores=snakemake.input.fusion,
+        models=snakemake.params.models,
+        fusion=snakemake.params.fusion,
+        datasets=snakemake.params.datasets,
+        best_csv=snakemake.output.best_csv,
+        best_md=snakemake.output.best_md,
+        all_scores_csv=snakemake.output.all_scores,
+    )
