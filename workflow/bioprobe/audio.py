@@ -139,6 +139,8 @@ def resample_manifest(manifest_csv, audio_root, out_h5, sample_rate: int = 16000
             if not path.is_file():
                 raise AudioError(f"{path}: file listed in {manifest_csv} does not exist")
             wave, sr = read_audio(path)
+            if wave.shape[0] == 0:
+                raise AudioError(f"{path}: the file holds no audio (0 samples)")
             wave = resample(to_mono(wave), sr, sample_rate, resampler)
             for i in rows:
                 row = manifest.iloc[i]

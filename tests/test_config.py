@@ -1,0 +1,67 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bioprobe.config import ConfigError, load_config, validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def study_config():
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_study_and_demo_configs_are_valid_and_get_defaults():
+    config = load_config(REPO / "config.yaml")
+    assert list(config["models"]) == ["aves_bio", "hubert", "wavlm", "w2v2", "wavlm_100h", "w2v2_100h", "w2v2_960h"]
+    assert set(config["datasets"]) == {"watkins", "imv", "abzaliev"}
+    assert config["audio"] == {"sample_rate": 16000, "resampler": "soxr_hq"}
+    demo = load_config(REPO / "resources" / "configs" / "demo.yaml")
+    assert demo["figures"]["formats"] == ["png"]
+    assert demo["data_dir"] == "resources/demo/data"
+
+
+def test_defaults_filled_when_sections_are_missing():
+    raw = study_config()
+    del raw["audio"], raw["figures"], raw["data_dir"]
+    config = validate_config(raw)
+    assert config["audio"]["resampler"] == "soxr_hq"
+    assert config["figures"]["formats"] == ["pdf", "png"]
+    assert config["data_dir"] == "resources/data"
+    assert "audio" not in raw  # the caller's dict is not modified
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda c: c["audio"].update(resampler="linear"), "audio.resampler"),
+        (lambda c: c.update(unknown_section=1), "unknown_section"),
+        (lambda c: c["models"].update({"bad/name": c["models"]["hubert"]}), "bad/name"),
+        (lambda c: c["models"]["w2v2_100h"].update(base="nope"), "models.w2v2_100h.base"),
+        (lambda c: c["fusion"]["concat_best"].update(probe="nope"), "fusion.concat_best.probe"),
+    ],
+)
+def test_errors_name_the_key(mutate, expected):
+    raw = study_config()
+    mutate(raw)
+    with pytest.raises(ConfigError) as err:
+        validate_config(raw)
+    assert expected in str(err.value)
+
+
+def test_enum_error_lists_allowed_values():
+    raw = study_config()
+    raw["audio"]["resampler"] = "linear"
+    with pytest.raises(ConfigError, match="allowed: soxr_hq, soxr_vhq, torchaudio_sinc"):
+        validate_config(raw)
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(bad)

@@ -1,0 +1,65 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from bioprobe.plots import plot_layerwise
+from bioprobe.tables import best_layers, read_scores, write_tables
+
+
+def fake_scores(dataset="imv", model="hubert", probe="mlp", n_layers=4, seeds=(1, 2), val_best=2, test_best=3):
+    rows = []
+    for seed in seeds:
+        for layer in range(n_layers):
+            rows.append((dataset, model, layer, probe, seed, "val", 0.5 + 0.1 * (layer == val_best) + 0.01 * seed))
+            rows.append((dataset, model, layer, probe, seed, "test", 0.4 + 0.2 * (layer == test_best) + 0.1 * (layer == val_best) + 0.02 * seed))
+    return pd.DataFrame(rows, columns=["dataset", "model", "layer", "probe", "seed", "split", "uar"])
+
+
+def test_best_layer_chosen_on_validation_and_test_best_reported():
+    best = best_layers(fake_scores())
+    assert len(best) == 1
+    row = best.iloc[0]
+    assert row.best_layer == 2  # validation decides, not test
+    assert row.test_uar == pytest.approx(0.5 + 0.03)  # mean over seeds 1, 2 of 0.4 + 0.1 + 0.02 * seed
+    assert row.test_uar_std == pytest.approx(np.std([0.52, 0.54], ddof=1))
+    assert row.test_best_layer == 3 and row.test_best_uar == pytest.approx(0.63)
+    assert row.n_seeds == 2
+
+
+def test_ties_go_to_the_earlier_layer():
+    scores = fake_scores()
+    scores.loc[scores["split"] == "val", "uar"] = 0.7
+    assert best_layers(scores).iloc[0].best_layer == 0
+
+
+def test_write_tables_with_published_numbers(tmp_path):
+    a = tmp_path / "a.csv"
+    fake_scores(model="hubert").to_csv(a, index=False)
+    b = tmp_path / "b.csv"
+    fake_scores(model="concat_best", n_layers=1, val_best=0, test_best=0).to_csv(b, index=False)
+    best = write_tables(
+        [a], [b], {"hubert": {"label": "HuBERT", "group": "PT"}}, {"concat_best": {"method": "concat_best"}}, {"imv": "imv"},
+        tmp_path / "best.csv", tmp_path / "best.md", tmp_path / "all.csv",
+    )
+    assert set(best["label"]) == {"HuBERT", "Fusion (concat_best)"}
+    assert best.set_index("model").loc["hubert", "published_uar"] == pytest.approx(64.35)
+    assert best.set_index("model").loc["concat_best", "published_uar"] == pytest.approx(62.48)
+    md = (tmp_path / "best.md").read_text()
+    assert "| HuBERT | 53.00 ± 1.41 (2) | 64.35 |" in md
+    assert len(pd.read_csv(tmp_path / "all.csv")) == len(fake_scores()) + len(fake_scores(n_layers=1))
+
+
+def test_read_scores_names_a_bad_file(tmp_path):
+    bad = tmp_path / "scores.csv"
+    pd.DataFrame({"uar": [0.5]}).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match="scores.csv: scores file lacks columns"):
+        read_scores([bad])
+
+
+def test_layerwise_figure_is_written(tmp_path):
+    scores = pd.concat([fake_scores(model="hubert", n_layers=13), fake_scores(model="aves", n_layers=13)])
+    out = tmp_path / "fig.png"
+    plot_layerwise(scores, "imv", {"aves": {"label": "AVES"}, "hubert": {"label": "HuBERT"}}, out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    plot_layerwise(scores, "imv", {"aves": {}, "hubert": {}}, tmp_path / "fig.pdf")
+    assert (tmp_path / "fig.pdf").read_bytes()[:4] == b"%PDF"
