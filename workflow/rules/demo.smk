@@ -14,6 +14,8 @@ if "calls" in DEMO:
         benchmark:
             f"{BENCH}/demo/calls.tsv"
         localrule: True
+        conda:
+            "../../envs/bioprobe.yaml"
         script:
             "../scripts/demo_calls.py"
 
@@ -32,5 +34,7 @@ if "models" in DEMO:
         benchmark:
             f"{BENCH}/demo/model_{{kind}}.tsv"
         localrule: True
+        conda:
+            "../../envs/bioprobe.yaml"
         script:
             "../scripts/demo_model.py"

@@ -14,5 +14,7 @@ rule download:
         f"{BENCH}/download/{{dataset}}.tsv"
     localrule: True
     retries: 1
+    conda:
+        "../../envs/bioprobe.yaml"
     script:
         "../scripts/download.py"

@@ -28,6 +28,8 @@ rule fetch_weights:
         f"{BENCH}/fetch_weights/{{model}}.tsv"
     localrule: True
     retries: 1
+    conda:
+        "../../envs/bioprobe.yaml"
     script:
         "../scripts/fetch_weights.py"
 
@@ -50,5 +52,7 @@ rule embed:
     resources:
         gpu=1,
         mem_mb=16000,
+    conda:
+        "../../envs/bioprobe.yaml"
     script:
         "../scripts/embed.py"

@@ -17,6 +17,8 @@ rule layerwise_figure:
         f"{LOGS}/figures/layerwise_{{dataset}}_{{fmt}}.log",
     benchmark:
         f"{BENCH}/figures/layerwise_{{dataset}}_{{fmt}}.tsv"
+    conda:
+        "../../envs/bioprobe.yaml"
     script:
         "../scripts/layerwise_figure.py"
 
@@ -37,5 +39,7 @@ rule tables:
         f"{LOGS}/figures/tables.log",
     benchmark:
         f"{BENCH}/figures/tables.tsv"
+    conda:
+        "../../envs/bioprobe.yaml"
     script:
         "../scripts/tables.py"

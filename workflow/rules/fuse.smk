@@ -25,5 +25,7 @@ rule fuse:
     threads: 2
     resources:
         mem_mb=8000,
+    conda:
+        "../../envs/bioprobe.yaml"
     script:
         "../scripts/fuse.py"

@@ -18,5 +18,7 @@ rule prepare:
         f"{LOGS}/prepare/{{dataset}}.log",
     benchmark:
         f"{BENCH}/prepare/{{dataset}}.tsv"
+    conda:
+        "../../envs/bioprobe.yaml"
     script:
         "../scripts/prepare.py"

@@ -18,6 +18,8 @@ rule probe:
     threads: 2
     resources:
         mem_mb=8000,
+    conda:
+        "../../envs/bioprobe.yaml"
     script:
         "../scripts/probe.py"
 
@@ -34,5 +36,7 @@ rule compare:
         f"{LOGS}/compare/{{dataset}}.log",
     benchmark:
         f"{BENCH}/compare/{{dataset}}.tsv"
+    conda:
+        "../../envs/bioprobe.yaml"
     script:
         "../scripts/compare.py"

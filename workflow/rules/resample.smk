@@ -19,5 +19,7 @@ rule resample:
         f"{BENCH}/resample/{{dataset}}.tsv"
     resources:
         mem_mb=8000,
+    conda:
+        "../../envs/bioprobe.yaml"
     script:
         "../scripts/resample.py"
