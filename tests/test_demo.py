@@ -17,7 +17,7 @@ def test_synthetic_calls_are_varied_and_complete(tmp_path):
         channels.add(info.channels)
         if row.start != "":
             assert 0 < float(row.start) < float(row.end) <= info.duration + 1e-3
-    assert len(rates) >= 3 and channels == {1, 2}
+    assert len(rates) >= 4 and channels == {1, 2, 4}
     assert (table["start"] != "").any()
 
 

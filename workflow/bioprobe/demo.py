@@ -3,7 +3,7 @@
 The calls are a learnable task with the awkward properties of real data: every class is a
 harmonic tone with its own fundamental, frequency sweep and amplitude modulation, buried in
 noise at a random SNR; clips vary in length (0.12 to 2.5 s), source sample rate (8 to 96 kHz),
-channel count, sample format and container (WAV, FLAC), and a quarter of them are segments of
+channel count (1, 2 or 4), sample format and container (WAV, FLAC), and a quarter of them are segments of
 longer recordings addressed by start/end times, like annotated field recordings.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from .fileio import write_csv
 
-SAMPLE_RATES = (8000, 16000, 22050, 44100, 48000, 96000)
+SAMPLE_RATES = (8000, 11025, 16000, 22050, 32000, 44100, 48000, 96000)
 INDIVIDUALS = 6
 
 
@@ -66,7 +66,7 @@ def make_synthetic_calls(out_dir, n_classes: int = 4, clips_per_class: int = 30,
             sr = int(rng.choice(SAMPLE_RATES))
             duration = float(rng.uniform(0.12, 2.5))
             call = synth_call(k, duration, sr, rng)
-            channels = 2 if rng.random() < 0.3 else 1
+            channels = int(rng.choice([1, 1, 1, 2, 2, 4]))
             fmt = "flac" if rng.random() < 0.25 else "wav"
             subtype = "PCM_16" if fmt == "flac" or rng.random() < 0.5 else "FLOAT"
             group = f"animal{rng.integers(INDIVIDUALS)}"
@@ -78,7 +78,8 @@ def make_synthetic_calls(out_dir, n_classes: int = 4, clips_per_class: int = 30,
                 start, end = round(lead, 4), round(lead + len(call) / sr, 4)
             else:
                 signal, start, end = call, "", ""
-            data = np.stack([signal, 0.8 * signal], axis=1) if channels == 2 else signal
+            # extra channels: attenuated copies, as from a microphone array
+            data = np.stack([signal * 0.8**c for c in range(channels)], axis=1) if channels > 1 else signal
             rel = f"audio/{label}_{j:03d}.{fmt}"
             sf.write(out_dir / rel, data, sr, subtype=subtype, format=fmt.upper())
             rows.append({"path": rel, "label": label, "group": group, "start": start, "end": end})
