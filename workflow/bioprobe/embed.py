@@ -1,0 +1,425 @@
+"""Embed every clip of an audio file with one model: all layers, pooled, into one HDF5 file.
+
+Decisions made here (each a small function with a unit test):
+
+* Batching (:func:`plan_batches`): a batch only holds clips of exactly the same length, so no
+  batch carries padding and batched output equals one-clip-at-a-time output. Clips of unique
+  length go alone. Batches are bounded by ``batch_size`` clips and ``max_batch_seconds`` of audio.
+* Short clips (:func:`prepare_clip`): peak-normalised (optional; a silent clip stays zeros) and
+  repeat-padded (tiled) to ``min_samples``, as in the study.
+* Long clips (:func:`chunk_spans`, :func:`owned_frames`): embedded in chunks of
+  ``chunk_seconds`` with ``chunk_overlap_seconds`` of overlap; a frame seen by two chunks is
+  counted once (each chunk owns the frames up to the middle of its overlaps), and pooling is
+  streamed across chunks, so memory stays bounded whatever the length.
+* Precision: fp32 by default; bf16/fp16 autocast as an option. Pooled features are float32
+  (or float16 with ``store_dtype``). NaN/Inf in a model's output is an error naming the clip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from .pooling import POOLING, STD_DDOF, StreamingMeanStd, batch_moments, finalize_mean_std
+
+EMBED_DEFAULTS: dict = {
+    "batch_size": 16,
+    "max_batch_seconds": 200.0,
+    "min_samples": 5000,
+    "peak_normalize": True,
+    "chunk_seconds": 120.0,
+    "chunk_overlap_seconds": 0.0,
+    "precision": "fp32",
+    "store_dtype": "float32",
+    "frame_level": False,
+    "device": "auto",
+}
+PRECISIONS = ("fp32", "bf16", "fp16")
+STORE_DTYPES = ("float32", "float16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def embed_options(embed_cfg: Mapping | None) -> dict:
+    """The ``embed:`` section with defaults filled in; unknown keys and bad values are errors."""
+    embed_cfg = dict(embed_cfg or {})
+    unknown = sorted(set(embed_cfg) - set(EMBED_DEFAULTS))
+    if unknown:
+        raise ValueError(f"embed: unknown option(s) {unknown}; known: {sorted(EMBED_DEFAULTS)}")
+    opts = {**EMBED_DEFAULTS, **embed_cfg}
+
+    def positive(key, kind=(int, float)):
+        if isinstance(opts[key], bool) or not isinstance(opts[key], kind) or opts[key] <= 0:
+            raise ValueError(f"embed: {key} must be a positive number, got {opts[key]!r}")
+
+    positive("batch_size", int)
+    positive("max_batch_seconds")
+    positive("chunk_seconds")
+    if isinstance(opts["min_samples"], bool) or not isinstance(opts["min_samples"], int) or opts["min_samples"] < 0:
+        raise ValueError(f"embed: min_samples must be a non-negative integer, got {opts['min_samples']!r}")
+    overlap = opts["chunk_overlap_seconds"]
+    if not isinstance(overlap, (int, float)) or isinstance(overlap, bool) or not 0 <= overlap < opts["chunk_seconds"]:
+        raise ValueError(f"embed: chunk_overlap_seconds must be in [0, chunk_seconds), got {overlap!r}")
+    for key in ("peak_normalize", "frame_level"):
+        if not isinstance(opts[key], bool):
+            raise ValueError(f"embed: {key} must be true or false, got {opts[key]!r}")
+    for key, allowed in (("precision", PRECISIONS), ("store_dtype", STORE_DTYPES)):
+        if opts[key] not in allowed:
+            raise ValueError(f"embed: {key} must be one of {', '.join(allowed)}, got {opts[key]!r}")
+    device = str(opts["device"])
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise ValueError(f"embed: device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    return opts
+
+
+# ----------------------------------------------------------------------------------------------
+# clip preparation, batching, chunking: pure functions
+
+
+def prepare_clip(wave: np.ndarray, clip_id: str, min_samples: int, peak_normalize: bool, source: str = "") -> np.ndarray:
+    """Peak-normalise (optional) and repeat-pad a clip to ``min_samples``; float32 ``[samples]``.
+
+    A silent clip is left at zeros (no division by a zero peak). An empty or non-finite clip is
+    an error naming the clip.
+    """
+    where = f"clip {clip_id!r}" + (f" in {source}" if source else "")
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim != 1:
+        raise ValueError(f"{where}: expected mono 1-D audio, got shape {wave.shape}")
+    if wave.size == 0:
+        raise ValueError(f"{where}: empty clip (0 samples); it should have been rejected at resampling")
+    if not np.isfinite(wave).all():
+        raise ValueError(f"{where}: audio contains NaN or Inf samples")
+    if peak_normalize:
+        peak = float(np.abs(wave).max())
+        if peak > 0:
+            wave = wave / peak
+    if wave.size < min_samples:
+        wave = np.resize(wave, min_samples)  # tiles the clip, then cuts at min_samples
+    return wave
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_samples: int, chunk_samples: int) -> list[list[int]]:
+    """Group clip indices into batches of exactly equal length.
+
+    Clips longer than ``chunk_samples`` are returned alone (they are chunked). A batch holds at
+    most ``batch_size`` clips and at most ``max_batch_samples`` samples in total (at least one
+    clip). Longest batches come first, so an out-of-memory error shows up at once; within a
+    length, manifest order is kept.
+    """
+    by_length: dict[int, list[int]] = {}
+    for index, length in enumerate(lengths):
+        by_length.setdefault(int(length), []).append(index)
+    batches = []
+    for length in sorted(by_length, reverse=True):
+        indices = by_length[length]
+        if length > chunk_samples:
+            batches.extend([i] for i in indices)
+            continue
+        size = max(1, min(batch_size, max_batch_samples // max(length, 1)))
+        batches.extend(indices[i : i + size] for i in range(0, len(indices), size))
+    return batches
+
+
+def chunk_spans(n_samples: int, chunk_samples: int, overlap_samples: int, hop: int, min_samples: int) -> list[tuple[int, int]]:
+    """``[(start, end), ...]`` sample spans covering a clip; one span if it fits in one chunk.
+
+    Chunk starts are multiples of ``hop`` so that every chunk's frames sit on the same global
+    frame grid. A last chunk shorter than ``min_samples`` is merged into the one before.
+    """
+    if n_samples <= chunk_samples:
+        return [(0, n_samples)]
+    step = ((chunk_samples - overlap_samples) // hop) * hop
+    if step <= 0:
+        raise ValueError(
+            f"chunk of {chunk_samples} samples with {overlap_samples} overlap leaves no step of {hop}-sample frames"
+        )
+    spans = []
+    start = 0
+    while True:
+        end = min(start + chunk_samples, n_samples)
+        spans.append((start, end))
+        if end >= n_samples:
+            break
+        start += step
+    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < min_samples:
+        spans[-2:] = [(spans[-2][0], n_samples)]
+    return spans
+
+
+def owned_frames(spans: Sequence[tuple[int, int]], k: int, hop: int) -> tuple[int, int | None]:
+    """Local frame range ``[lo, hi)`` that chunk ``k`` contributes (``hi`` None: to its end).
+
+    Global frame ``g`` (starting at sample ``g * hop``) belongs to the chunk in whose half of
+    the overlap it starts, so an overlapping frame is counted exactly once.
+    """
+
+    def boundary(prev_end: int, next_start: int) -> int:  # first global frame of the later chunk
+        mid2 = next_start + prev_end  # twice the middle of the overlap, in samples
+        return -(-mid2 // (2 * hop))
+
+    first = spans[k][0] // hop
+    lo = boundary(spans[k - 1][1], spans[k][0]) - first if k > 0 else 0
+    hi = boundary(spans[k][1], spans[k + 1][0]) - first if k + 1 < len(spans) else None
+    return max(lo, 0), hi
+
+
+# ----------------------------------------------------------------------------------------------
+# running the encoder
+
+
+def autocast_context(device, precision: str):
+    """Autocast for bf16/fp16; fp16 needs CUDA (CPU fp16 autocast is slow and overflow-prone)."""
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("embed: precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def forward_checked(encoder, batch: np.ndarray, clip_ids: Sequence[str], precision: str, source: str = ""):
+    """Run ``encoder`` on ``batch [B, samples]``; float32 ``[n_layers, B, frames, dim]`` on its device.
+
+    Non-finite output is an error naming the offending clips.
+    """
+    import torch
+
+    wave = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(encoder.device)
+    with torch.inference_mode(), autocast_context(encoder.device, precision):
+        out = encoder.forward(wave)
+    out = out.float()
+    finite = torch.isfinite(out).flatten(2).all(dim=2).all(dim=0)  # [B]
+    if not bool(finite.all()):
+        bad = [clip_ids[i] for i in torch.nonzero(~finite).flatten().tolist()]
+        raise FloatingPointError(
+            f"model {encoder.name!r}: NaN/Inf in the output for clip(s) {bad}"
+            + (f" of {source}" if source else "")
+            + f" (precision {precision}); try precision fp32"
+        )
+    if out.shape[1] != len(clip_ids) or out.shape[2] == 0:
+        raise RuntimeError(f"model {encoder.name!r}: output shape {tuple(out.shape)} for a batch of {len(clip_ids)}")
+    return out
+
+
+class FrameSpill:
+    """Frame-level features spilled to a temporary HDF5 file as they come (bounded memory).
+
+    :meth:`mapping` gives a lazy ``{clip_id: [n_layers, frames, dim] float16}`` view for
+    :func:`bioprobe.store.write_embeddings`, which reads one clip at a time.
+    """
+
+    def __init__(self, out_h5: Path):
+        import h5py
+
+        self.path = out_h5.parent / f".{out_h5.name}.frames-spill.h5"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._h5 = h5py.File(self.path, "w")
+        self.order: list[str] = []
+
+    def append(self, clip_id: str, frames) -> None:
+        """Append frames ``[n_layers, n, dim]`` (torch or numpy) to clip ``clip_id``."""
+        arr = frames.detach().to("cpu").numpy() if hasattr(frames, "detach") else np.asarray(frames)
+        arr = arr.astype(np.float16)
+        if clip_id not in self._h5:
+            self._h5.create_dataset(clip_id, data=arr, maxshape=(arr.shape[0], None, arr.shape[2]), chunks=True)
+            self.order.append(clip_id)
+            return
+        dset = self._h5[clip_id]
+        start = dset.shape[1]
+        dset.resize(start + arr.shape[1], axis=1)
+        dset[:, start:] = arr
+
+    def mapping(self) -> Mapping[str, np.ndarray]:
+        spill = self
+
+        class _Lazy(Mapping):
+            def __getitem__(self, key):
+                return spill._h5[key][()]
+
+            def __iter__(self) -> Iterator[str]:
+                return iter(spill.order)
+
+            def __len__(self) -> int:
+                return len(spill.order)
+
+        return _Lazy()
+
+    def close(self) -> None:
+        self._h5.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def embed_waves(
+    encoder,
+    get_wave: Callable[[int], np.ndarray],
+    lengths: Sequence[int],
+    clip_ids: Sequence[str],
+    opts: Mapping,
+    frame_sink: FrameSpill | None = None,
+    progress: bool = False,
+    source: str = "",
+) -> tuple[np.ndarray, dict]:
+    """Pooled features ``[n_clips, n_layers, 2 * dim]`` float32 of every clip, plus run statistics.
+
+    ``get_wave(i)`` returns clip ``i``'s raw samples; ``lengths[i]`` its length. ``opts`` is
+    :func:`embed_options`' result.
+    """
+    from tqdm import tqdm
+
+    sr = encoder.sample_rate
+    min_samples = max(int(opts["min_samples"]), encoder.min_input_samples)
+    chunk_samples = int(round(opts["chunk_seconds"] * sr))
+    overlap_samples = int(round(opts["chunk_overlap_seconds"] * sr))
+    padded = [max(int(n), min_samples) for n in lengths]
+    batches = plan_batches(padded, int(opts["batch_size"]), int(opts["max_batch_seconds"] * sr), chunk_samples)
+    features = np.zeros((len(clip_ids), encoder.n_layers, 2 * encoder.dim), dtype=np.float32)
+    stats = {"n_repeat_padded": 0, "n_chunked": 0, "n_batches": len(batches), "n_frames": 0}
+    bar = tqdm(total=len(clip_ids), unit="clip", desc=f"embed {encoder.name}", disable=not progress, file=sys.stderr, mininterval=2.0)
+    for batch in batches:
+        ids = [clip_ids[i] for i in batch]
+        waves = [prepare_clip(get_wave(i), clip_ids[i], min_samples, opts["peak_normalize"], source) for i in batch]
+        stats["n_repeat_padded"] += sum(int(lengths[i]) < min_samples for i in batch)
+        if padded[batch[0]] > chunk_samples:
+            features[batch[0]] = embed_long_clip(encoder, waves[0], ids[0], opts, chunk_samples, overlap_samples, min_samples, frame_sink, source, stats)
+            stats["n_chunked"] += 1
+        else:
+            out = forward_checked(encoder, np.stack(waves), ids, opts["precision"], source)  # [L, B, T, D]
+            count, mean, m2 = batch_moments(out)  # [B, L, D] each
+            features[batch] = finalize_mean_std(count, mean, m2)
+            stats["n_frames"] += count * len(batch)
+            if frame_sink is not None:
+                for j, cid in enumerate(ids):
+                    frame_sink.append(cid, out[:, j])
+        bar.update(len(batch))
+    bar.close()
+    return features, stats
+
+
+def embed_long_clip(encoder, wave, clip_id, opts, chunk_samples, overlap_samples, min_samples, frame_sink, source, stats) -> np.ndarray:
+    """Pooled ``[n_layers, 2 * dim]`` of one long clip, embedded chunk by chunk (streamed pooling)."""
+    hop = encoder.hop_samples
+    spans = chunk_spans(wave.shape[0], chunk_samples, overlap_samples, hop, min_samples)
+    acc = StreamingMeanStd()
+    for k, (start, end) in enumerate(spans):
+        out = forward_checked(encoder, wave[None, start:end], [clip_id], opts["precision"], source)
+        lo, hi = owned_frames(spans, k, hop)
+        kept = out[:, 0, lo:hi]  # [L, frames owned by this chunk, D]
+        acc.update(kept)
+        if frame_sink is not None and kept.shape[1]:
+            frame_sink.append(clip_id, kept)
+    if acc.count == 0:
+        raise RuntimeError(f"clip {clip_id!r}: chunking produced no frames")
+    stats["n_frames"] += acc.count
+    return acc.result()
+
+
+# ----------------------------------------------------------------------------------------------
+# the workflow's entry point
+
+
+def library_versions() -> dict:
+    import torch
+    import torchaudio
+
+    from . import __version__
+
+    versions = {"bioprobe_version": __version__, "torch_version": str(torch.__version__), "torchaudio_version": str(torchaudio.__version__)}
+    try:
+        import transformers
+
+        versions["transformers_version"] = transformers.__version__
+    except ImportError:
+        versions["transformers_version"] = None
+    versions["numpy_version"] = np.__version__
+    return versions
+
+
+def embedding_attrs(encoder, opts: Mapping, audio_attrs: Mapping, audio_path, stats: Mapping) -> dict:
+    """Provenance attributes of an embedding file."""
+    sr = encoder.sample_rate
+    attrs = {
+        **encoder.describe(),
+        "pooling": POOLING,
+        "std_ddof": STD_DDOF,
+        "feature_dim": 2 * encoder.dim,
+        "sample_rate": sr,
+        "min_samples": int(opts["min_samples"]),
+        "min_samples_effective": max(int(opts["min_samples"]), encoder.min_input_samples),
+        "repeat_padding": "tile",
+        "peak_normalize": bool(opts["peak_normalize"]),
+        "chunking": {
+            "chunk_seconds": opts["chunk_seconds"],
+            "chunk_overlap_seconds": opts["chunk_overlap_seconds"],
+            "overlap_frames": "counted once, split at the middle of the overlap",
+        },
+        "precision": opts["precision"],
+        "store_dtype": opts["store_dtype"],
+        "batching": {"batch_size": opts["batch_size"], "max_batch_seconds": opts["max_batch_seconds"], "rule": "equal length only"},
+        "frame_level": bool(opts["frame_level"]),
+        "device": str(encoder.device),
+        "audio_file": str(audio_path),
+        **{k: v for k, v in stats.items()},
+        **library_versions(),
+    }
+    for key, value in audio_attrs.items():
+        attrs[f"audio_{key}"] = value
+    return attrs
+
+
+def embed_dataset(
+    audio_h5,
+    out_h5,
+    name: str,
+    mcfg: Mapping,
+    embed_cfg: Mapping,
+    cache_dir,
+    threads: int | None = None,
+    models: Mapping | None = None,
+    progress: bool = True,
+) -> None:
+    """Embed every clip of ``audio_h5`` with model ``name`` and write ``out_h5`` atomically.
+
+    ``mcfg`` is the model's config entry, ``embed_cfg`` the ``embed:`` section, ``cache_dir``
+    the model cache filled by :func:`bioprobe.weights.fetch_weights`; ``threads`` sets torch's
+    CPU threads; ``models`` (the ``models:`` section) resolves ``random_init``'s ``of``.
+    Writes ``features [n_clips, n_layers, 2 * dim]`` and ``clip_id`` in the audio file's order.
+    """
+    import torch
+
+    from .encoders import load_encoder, resolve_device
+    from .store import AudioReader, write_embeddings
+
+    opts = embed_options(embed_cfg)
+    if threads:
+        torch.set_num_threads(int(threads))
+    device = resolve_device(str(opts["device"]))
+    started = time.perf_counter()
+    encoder = load_encoder(name, mcfg, cache_dir, device=device, models=models)
+    out_h5 = Path(out_h5)
+    spill = FrameSpill(out_h5) if opts["frame_level"] else None
+    try:
+        with AudioReader(audio_h5) as audio:
+            if audio.sample_rate != encoder.sample_rate:
+                raise ValueError(f"{audio_h5}: sample rate {audio.sample_rate} Hz, model {name!r} needs {encoder.sample_rate} Hz")
+            if len(audio) == 0:
+                raise ValueError(f"{audio_h5}: no clips to embed")
+            features, stats = embed_waves(
+                encoder, lambda i: audio[i], audio.lengths, audio.clip_ids, opts, spill, progress, str(audio_h5)
+            )
+            stats["embed_seconds"] = round(time.perf_counter() - started, 3)
+            stats["audio_seconds"] = round(float(np.sum(audio.lengths)) / audio.sample_rate, 3)
+            attrs = embedding_attrs(encoder, opts, audio.attrs, os.fspath(audio_h5), stats)
+            write_embeddings(
+                out_h5, features, audio.clip_ids, attrs, dtype=opts["store_dtype"], frames=spill.mapping() if spill else None
+            )
+    finally:
+        if spill is not None:
+            spill.close()

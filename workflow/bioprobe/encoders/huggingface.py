@@ -1,0 +1,134 @@
+"""Hugging Face transformers encoders (HuBERT, wav2vec2, WavLM and their ASR fine-tunings).
+
+Weights come from the model cache through the lock of :mod:`bioprobe.weights` and are loaded
+offline with ``AutoModel`` (an ASR checkpoint such as ``Wav2Vec2ForCTC`` yields its encoder;
+the CTC head is dropped), in float32, never with remote code. All hidden states are returned:
+index 0 is the transformer input (projected CNN features + positional convolution, then the
+encoder LayerNorm for post-LN models), 1..N the transformer layers.
+
+No attention mask is ever passed: batches hold clips of equal length only (see
+:func:`bioprobe.embed.plan_batches`), which is the only correct way to batch models whose
+feature encoder uses GroupNorm (wav2vec2-base, HuBERT-base: ``feat_extract_norm == "group"``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from . import Encoder, is_local_path
+
+# Model types whose CNN front end and hidden-state layout this module knows.
+SUPPORTED_MODEL_TYPES = (
+    "hubert",
+    "wav2vec2",
+    "wavlm",
+    "data2vec-audio",
+    "unispeech",
+    "unispeech-sat",
+    "wav2vec2-conformer",
+)
+# Parameters that pretrained checkpoints may lack without harm: used only for masking in training.
+HARMLESS_MISSING = ("masked_spec_embed",)
+
+
+def conv_geometry(config) -> tuple[int, int]:
+    """``(hop_samples, receptive_field_samples)`` of the CNN feature encoder of ``config``."""
+    hop, field = 1, 1
+    for kernel, stride in zip(config.conv_kernel, config.conv_stride):
+        field += (kernel - 1) * hop
+        hop *= stride
+    return hop, field
+
+
+class HuggingFaceEncoder(Encoder):
+    """A transformers speech encoder returning all hidden states."""
+
+    def __init__(self, name: str, model, provenance: dict, device, source: str = "huggingface"):
+        import torch
+
+        config = model.config
+        if config.model_type not in SUPPORTED_MODEL_TYPES:
+            raise ValueError(
+                f"model {name!r}: model type {config.model_type!r} is not supported "
+                f"(supported: {', '.join(SUPPORTED_MODEL_TYPES)})"
+            )
+        self.name = name
+        self.source = source
+        self.model = model.to(device=device, dtype=torch.float32).eval()
+        self.device = torch.device(device)
+        self.dim = int(config.hidden_size)
+        self.n_layers = int(config.num_hidden_layers) + 1
+        self.hop_samples, self.min_input_samples = conv_geometry(config)
+        self.provenance = {
+            **provenance,
+            "model_type": config.model_type,
+            "model_class": type(model).__name__,
+            "feat_extract_norm": getattr(config, "feat_extract_norm", None),
+            "attention_mask": False,
+        }
+
+    def forward(self, wave):
+        """``wave [batch, samples]`` -> ``[n_layers, batch, frames, dim]``."""
+        import torch
+
+        out = self.model(wave, output_hidden_states=True, return_dict=True)
+        hidden = out.hidden_states  # n_layers x [batch, frames, dim]
+        if len(hidden) != self.n_layers:
+            raise RuntimeError(f"model {self.name!r}: expected {self.n_layers} hidden states, got {len(hidden)}")
+        return torch.stack(hidden, dim=0)
+
+
+def load_hf_model(name: str, folder: Path, random_seed: int | None = None):
+    """``AutoModel`` from a local folder, float32; with ``random_seed``, config only + random weights."""
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+    if config.model_type not in SUPPORTED_MODEL_TYPES:
+        raise ValueError(
+            f"model {name!r}: {folder} is a {config.model_type!r} model; supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
+        )
+    if random_seed is not None:
+        torch.manual_seed(random_seed)
+        return AutoModel.from_config(config, dtype=torch.float32, trust_remote_code=False)
+    model, info = AutoModel.from_pretrained(
+        folder,
+        dtype=torch.float32,
+        local_files_only=True,
+        trust_remote_code=False,
+        output_loading_info=True,
+    )
+    missing = [k for k in info.get("missing_keys", []) if not k.endswith(HARMLESS_MISSING)]
+    if missing:
+        raise ValueError(
+            f"model {name!r}: checkpoint {folder} lacks encoder weights {missing[:5]}"
+            f"{' ...' if len(missing) > 5 else ''}; they would be random. Is this the right model?"
+        )
+    return model
+
+
+def snapshot_folder(lock: dict, cache_dir: Path) -> Path:
+    folder = Path(lock["snapshot"])
+    return folder if folder.is_absolute() else Path(cache_dir) / folder
+
+
+def hf_provenance(lock: dict) -> dict:
+    return {
+        "id": lock["id"],
+        "revision": lock.get("revision"),
+        "commit": lock.get("commit"),
+        "files_sha256": {k: v["sha256"] for k, v in sorted(lock["files"].items())},
+    }
+
+
+def load_hf_encoder(name: str, mcfg: Mapping, cache_dir: Path, device) -> HuggingFaceEncoder:
+    """Load a ``source: huggingface`` model offline from the cache, through its lock."""
+    from ..weights import ensure_lock, verify_lock
+
+    lock = ensure_lock(name, mcfg, cache_dir)
+    verify_lock(lock, cache_dir)
+    model = load_hf_model(name, snapshot_folder(lock, cache_dir))
+    provenance = hf_provenance(lock)
+    provenance["local_dir"] = is_local_path(mcfg["id"])
+    return HuggingFaceEncoder(name, model, provenance, device)

@@ -1,0 +1,108 @@
+"""Mean + standard deviation pooling over time, per layer, streamed over chunks.
+
+The study pools every layer's frame sequence into the concatenation of its mean and standard
+deviation over time (``dim`` -> ``2 * dim``). Long recordings are embedded chunk by chunk, so the
+statistics are accumulated as a stream: each chunk contributes its frame count, mean and sum of
+squared deviations (M2), merged with Chan et al.'s parallel update in float64. The result equals
+pooling the stitched frame sequence, while memory holds one chunk at a time.
+
+The standard deviation is the population one (``ddof=0``): a one-frame clip gets std 0, not NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+POOLING = "mean_std"
+STD_DDOF = 0
+
+
+def chunk_moments(frames):
+    """Per-layer frame count, mean and M2 of one chunk of frames.
+
+    ``frames`` is a torch tensor or numpy array ``[n_layers, n_frames, dim]`` (any float dtype);
+    returns ``(count, mean [n_layers, dim] float64, m2 [n_layers, dim] float64)`` as numpy arrays.
+    Two passes (mean, then centred squares) keep float32 accumulation accurate on the device.
+    """
+    if hasattr(frames, "detach"):  # torch tensor: reduce on its device, move only [L, D] back
+        x = frames.detach().float()
+        count = int(x.shape[1])
+        mean = x.mean(dim=1)  # [L, D]
+        m2 = ((x - mean[:, None, :]) ** 2).sum(dim=1)  # [L, D]
+        return count, mean.double().cpu().numpy(), m2.double().cpu().numpy()
+    x = np.asarray(frames, dtype=np.float64)
+    count = int(x.shape[1])
+    mean = x.mean(axis=1)
+    m2 = ((x - mean[:, None, :]) ** 2).sum(axis=1)
+    return count, mean, m2
+
+
+def batch_moments(frames):
+    """Per-clip moments of a batch of equal-length clips.
+
+    ``frames``: torch tensor ``[n_layers, batch, n_frames, dim]``; returns
+    ``(count, mean [batch, n_layers, dim] float64, m2 [batch, n_layers, dim] float64)``.
+    """
+    x = frames.detach().float()
+    count = int(x.shape[2])
+    mean = x.mean(dim=2)  # [L, B, D]
+    m2 = ((x - mean[:, :, None, :]) ** 2).sum(dim=2)  # [L, B, D]
+    to_np = lambda t: t.double().cpu().numpy().transpose(1, 0, 2)  # noqa: E731  [B, L, D]
+    return count, to_np(mean), to_np(m2)
+
+
+def finalize_mean_std(count: int, mean: np.ndarray, m2: np.ndarray) -> np.ndarray:
+    """Concatenate mean and population std: ``[..., dim]`` -> ``[..., 2 * dim]`` float64."""
+    if count < 1:
+        raise ValueError("cannot pool zero frames")
+    std = np.sqrt(np.maximum(m2 / (count - STD_DDOF), 0.0))
+    return np.concatenate([mean, std], axis=-1)
+
+
+class StreamingMeanStd:
+    """Accumulates per-layer mean and std over frames that arrive chunk by chunk.
+
+    >>> acc = StreamingMeanStd()
+    >>> for chunk in chunks:            # each [n_layers, n_frames_i, dim]
+    ...     acc.update(chunk)
+    >>> pooled = acc.result()           # [n_layers, 2 * dim] float64
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean: np.ndarray | None = None  # [n_layers, dim] float64
+        self.m2: np.ndarray | None = None
+
+    def update(self, frames) -> None:
+        """Add a chunk of frames ``[n_layers, n_frames, dim]`` (torch or numpy)."""
+        if frames.shape[1] == 0:
+            return
+        self.merge(*chunk_moments(frames))
+
+    def merge(self, count: int, mean: np.ndarray, m2: np.ndarray) -> None:
+        """Merge precomputed moments (Chan et al. parallel variance update)."""
+        if count == 0:
+            return
+        if self.mean is None:
+            self.count, self.mean, self.m2 = count, np.array(mean, dtype=np.float64), np.array(m2, dtype=np.float64)
+            return
+        if mean.shape != self.mean.shape:
+            raise ValueError(f"chunk has shape {mean.shape}, earlier chunks {self.mean.shape}")
+        total = self.count + count
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (count / total)
+        self.m2 = self.m2 + m2 + delta**2 * (self.count * count / total)
+        self.count = total
+
+    def result(self) -> np.ndarray:
+        """Pooled features ``[n_layers, 2 * dim]`` float64."""
+        if self.mean is None:
+            raise ValueError("no frames were pooled")
+        return finalize_mean_std(self.count, self.mean, self.m2)
+
+
+def pool_mean_std(frames) -> np.ndarray:
+    """Pool one whole frame sequence ``[n_layers, n_frames, dim]`` -> ``[n_layers, 2 * dim]``."""
+    acc = StreamingMeanStd()
+    acc.update(frames)
+    return acc.result()

@@ -1,0 +1,320 @@
+"""Fetch model weights into the model cache and pin them with a lock file.
+
+Run on a machine with internet access (the workflow's local ``fetch_weights`` rule) before any
+GPU job; the GPU jobs then load offline from the cache through the lock
+(``HF_HUB_OFFLINE=1`` is safe).
+
+Layout under ``cache_dir`` (``model_cache`` in config.yaml)::
+
+    huggingface/models--org--name/snapshots/<commit>/...   Hugging Face hub cache
+    aves/<model>/<file>                                     AVES config JSON + state dict
+    locks/<model>.json                                      what was fetched, pinned
+
+A lock records the model id and requested revision, the commit that revision resolved to, and
+the sha256 and size of every file. While it exists, the same commit and files are used again,
+even if the branch moved on; delete the lock to update. A file whose sha256 differs from the
+lock (or from ``config_sha256`` / ``weights_sha256`` pinned in the config) is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import unquote, urlparse
+
+from .encoders import check_source, is_local_path, resolve_architecture
+from .fileio import atomic_path, write_json
+
+LOCK_VERSION = 1
+HF_SUBDIR = "huggingface"
+AVES_SUBDIR = "aves"
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Weights are neither in the cache nor reachable."""
+
+
+def lock_path(name: str, cache_dir) -> Path:
+    """Path of model ``name``'s lock file: ``cache_dir/locks/{name}.json``."""
+    return Path(cache_dir) / "locks" / f"{name}.json"
+
+
+def read_lock(name: str, cache_dir) -> dict | None:
+    """The lock of model ``name``, or None if it was never fetched."""
+    path = lock_path(name, cache_dir)
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: corrupt lock file ({err}); delete it and fetch again") from err
+
+
+def sha256_file(path, block: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_record(path: Path, cache_dir: Path) -> dict:
+    """``{"path", "sha256", "size"}`` of a file; the path is relative to the cache when inside it."""
+    path = Path(path)
+    try:
+        shown = str(path.resolve().relative_to(Path(cache_dir).resolve()))
+    except ValueError:
+        shown = str(path.resolve())
+    return {"path": shown, "sha256": sha256_file(path), "size": path.stat().st_size}
+
+
+def locked_file(lock: dict, key: str, cache_dir) -> Path:
+    """Absolute path of file ``key`` of a lock, checked against its recorded size and sha256."""
+    rec = lock["files"][key]
+    path = Path(rec["path"])
+    if not path.is_absolute():
+        path = Path(cache_dir) / path
+    where = f"model {lock.get('name')!r}: {path}"
+    if not path.exists():
+        raise WeightsUnavailableError(
+            f"{where} is missing from the model cache; run fetch_weights (the workflow's fetch_weights rule) "
+            f"on a machine with internet access, or delete {lock_path(lock.get('name', '?'), cache_dir)}"
+        )
+    if path.stat().st_size != rec["size"] or sha256_file(path) != rec["sha256"]:
+        raise ValueError(
+            f"{where} does not match its lock (expected sha256 {rec['sha256']}, size {rec['size']}); "
+            "the file changed or is corrupt: delete it and fetch again"
+        )
+    return path
+
+
+def verify_lock(lock: dict, cache_dir) -> dict[str, Path]:
+    """Check every file of a lock; return ``{key: absolute path}``."""
+    return {key: locked_file(lock, key, cache_dir) for key in lock.get("files", {})}
+
+
+# ----------------------------------------------------------------------------------------------
+# Hugging Face
+
+
+def hf_endpoint() -> str | None:
+    """The hub endpoint, read at call time so ``HF_ENDPOINT`` set after import still applies."""
+    return os.environ.get("HF_ENDPOINT") or None
+
+
+def choose_hf_files(filenames, name: str, ref: str, config_only: bool = False) -> list[str]:
+    """The files of a model repo or folder needed to load it with ``AutoModel``.
+
+    Safetensors are preferred over ``pytorch_model.bin``; TensorFlow/Flax weights, tokenizers
+    and training states are skipped.
+    """
+    top = {f for f in filenames if "/" not in f}
+    if "config.json" not in top:
+        raise ValueError(f"model {name!r}: {ref} has no config.json; is it a transformers model?")
+    chosen = ["config.json"] + [f for f in ("preprocessor_config.json",) if f in top]
+    if config_only:
+        return chosen
+    safetensors = sorted(f for f in top if f.endswith(".safetensors"))
+    bins = sorted(f for f in top if re.fullmatch(r"pytorch_model(-\d+-of-\d+)?\.bin", f))
+    weights = safetensors or bins
+    if not weights:
+        raise ValueError(f"model {name!r}: {ref} has no *.safetensors or pytorch_model*.bin weights")
+    index = "model.safetensors.index.json" if safetensors else "pytorch_model.bin.index.json"
+    return chosen + weights + ([index] if index in top else [])
+
+
+def _hf_error(name: str, repo: str, revision: str, cache_dir: Path, err: Exception) -> WeightsUnavailableError:
+    return WeightsUnavailableError(
+        f"model {name!r}: cannot fetch {repo}@{revision} from {hf_endpoint() or 'https://huggingface.co'} "
+        f"({type(err).__name__}: {err}), and it is not in the cache {cache_dir / HF_SUBDIR}. Run the "
+        "fetch_weights rule on a machine with internet access, or copy a filled model cache there."
+    )
+
+
+def _lock_matches(prior: dict | None, base: dict) -> bool:
+    return bool(prior) and all(prior.get(k) == v for k, v in base.items())
+
+
+def _reuse_if_verified(prior: dict, cache_dir: Path) -> dict | None:
+    try:
+        verify_lock(prior, cache_dir)
+    except WeightsUnavailableError:
+        return None
+    return prior
+
+
+def fetch_hf_repo(name: str, repo: str, revision: str, cache_dir: Path, prior: dict | None, config_only: bool) -> dict:
+    """Download the needed files of a hub repo at a pinned commit; return the lock fields."""
+    from huggingface_hub import HfApi, snapshot_download
+
+    endpoint = hf_endpoint()
+    hf_cache = cache_dir / HF_SUBDIR
+    if prior and prior.get("commit"):
+        commit = prior["commit"]  # pinned by an earlier fetch
+        files = sorted(prior["files"])
+    else:
+        try:
+            info = HfApi(endpoint=endpoint).model_info(repo, revision=revision)
+        except Exception as err:  # network, auth, not found: all end in one clear message
+            raise _hf_error(name, repo, revision, cache_dir, err) from err
+        commit = info.sha
+        files = choose_hf_files([s.rfilename for s in info.siblings or []], name, f"{repo}@{revision}", config_only)
+    try:
+        snapshot = Path(
+            snapshot_download(
+                repo, revision=commit, cache_dir=hf_cache, allow_patterns=files, endpoint=endpoint
+            )
+        )
+    except Exception as err:
+        raise _hf_error(name, repo, revision, cache_dir, err) from err
+    records = {f: file_record(snapshot / f, cache_dir) for f in files}
+    if prior:
+        for f, rec in records.items():
+            if prior["files"].get(f, {}).get("sha256") != rec["sha256"]:
+                raise ValueError(f"model {name!r}: {f} of {repo}@{commit} differs from the lock {lock_path(name, cache_dir)}")
+    return {"commit": commit, "snapshot": records["config.json"]["path"].rsplit("/", 1)[0], "files": records}
+
+
+def fetch_hf_folder(name: str, folder: str, cache_dir: Path, config_only: bool) -> dict:
+    """Checksum a local transformers model folder (it is used in place, not copied)."""
+    root = Path(os.path.expanduser(folder.removeprefix("file://"))).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"model {name!r}: local model folder {root} does not exist")
+    listing = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+    files = choose_hf_files(listing, name, str(root), config_only)
+    return {"commit": None, "snapshot": str(root), "files": {f: file_record(root / f, cache_dir) for f in files}}
+
+
+# ----------------------------------------------------------------------------------------------
+# AVES (plain files by URL or local path)
+
+
+def download_url(url: str, dest: Path, timeout: float = 60.0) -> None:
+    """Stream ``url`` (http, https) to ``dest`` atomically; local paths and file:// URLs are copied."""
+    import requests
+
+    if is_local_path(url):
+        src = Path(os.path.expanduser(unquote(urlparse(url).path) if url.startswith("file://") else url))
+        if not src.is_file():
+            raise FileNotFoundError(f"{src} does not exist")
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(src, tmp)
+        return
+    with requests.get(url, stream=True, timeout=timeout) as resp:
+        resp.raise_for_status()
+        expected = resp.headers.get("Content-Length")
+        with atomic_path(dest) as tmp:
+            with open(tmp, "wb") as fh:
+                for block in resp.iter_content(chunk_size=1 << 20):
+                    fh.write(block)
+            if expected is not None and tmp.stat().st_size != int(expected):
+                raise IOError(f"{url}: download truncated ({tmp.stat().st_size} of {expected} bytes)")
+
+
+def url_filename(url: str) -> str:
+    name = Path(unquote(urlparse(url).path)).name
+    if not name:
+        raise ValueError(f"cannot name a file after URL {url!r}")
+    return name
+
+
+def fetch_aves_files(name: str, mcfg: Mapping, cache_dir: Path, prior: dict | None, config_only: bool) -> dict:
+    """Fetch the AVES config JSON (and state dict) into ``cache_dir/aves/<name>/``."""
+    wanted = {"config": mcfg["config_url"]}
+    if not config_only:
+        wanted["weights"] = mcfg["weights_url"]
+    records = {}
+    for key, url in wanted.items():
+        dest = cache_dir / AVES_SUBDIR / name / url_filename(url)
+        pinned = mcfg.get(f"{key}_sha256") or (prior or {}).get("files", {}).get(key, {}).get("sha256")
+        if not dest.exists() or (pinned and sha256_file(dest) != pinned):
+            try:
+                download_url(url, dest)
+            except Exception as err:
+                raise WeightsUnavailableError(
+                    f"model {name!r}: cannot fetch {key} from {url} ({type(err).__name__}: {err}), and it is "
+                    f"not in the cache {dest}"
+                ) from err
+        rec = file_record(dest, cache_dir)
+        if pinned and rec["sha256"] != pinned:
+            raise ValueError(
+                f"model {name!r}: {url} has sha256 {rec['sha256']}, expected {pinned} "
+                f"(from {'the config' if mcfg.get(f'{key}_sha256') else lock_path(name, cache_dir)})"
+            )
+        records[key] = {**rec, "url": url}
+    return {"files": records}
+
+
+# ----------------------------------------------------------------------------------------------
+# entry point
+
+
+def _lock_identity(name: str, mcfg: Mapping, models: Mapping | None) -> dict:
+    """The fields that decide what must be fetched; a lock with other values is stale."""
+    source = check_source(name, mcfg)
+    ident = {"lock_version": LOCK_VERSION, "name": name, "source": source}
+    if source == "random_init":
+        base = resolve_architecture(name, mcfg, models)
+        ident["architecture"] = _lock_identity(f"{name}", base, models)
+        ident["architecture"].pop("name")
+        ident["seed"] = int(mcfg.get("seed", 0))
+    elif source == "huggingface":
+        ident["id"] = mcfg["id"]
+        ident["revision"] = None if is_local_path(mcfg["id"]) else str(mcfg.get("revision") or "main")
+    elif source == "aves":
+        ident["config_url"] = mcfg["config_url"]
+        ident["weights_url"] = mcfg["weights_url"]
+    else:  # logmel / mfcc: nothing to download, the parameters are the identity
+        ident["params"] = {k: v for k, v in sorted(mcfg.items()) if k not in ("label", "group", "base", "source")}
+    return ident
+
+
+def _fetch_for(name: str, arch: dict, cache_dir: Path, prior: dict | None, config_only: bool) -> dict:
+    """Fetch files of a huggingface / aves identity; return ``commit``/``snapshot``/``files`` fields."""
+    if arch["source"] == "huggingface":
+        if is_local_path(arch["id"]):
+            return fetch_hf_folder(name, arch["id"], cache_dir, config_only)
+        return fetch_hf_repo(name, arch["id"], arch["revision"], cache_dir, prior, config_only)
+    if arch["source"] == "aves":
+        return fetch_aves_files(name, arch, cache_dir, prior, config_only)
+    return {"files": {}}
+
+
+def fetch_weights(name: str, mcfg: Mapping, cache_dir, models: Mapping | None = None) -> dict:
+    """Fetch what model ``name`` needs into ``cache_dir`` and write ``cache_dir/locks/{name}.json``.
+
+    Returns the lock's content. Idempotent: when the lock exists and its files are present and
+    intact, nothing is downloaded and the lock is not rewritten (its mtime stays). For
+    ``random_init`` only the architecture's config is fetched; for ``logmel``/``mfcc`` the lock
+    only records the parameters. ``models`` (the config's ``models:`` section) resolves
+    ``random_init``'s ``of: <model name>``.
+    """
+    cache_dir = Path(cache_dir)
+    ident = _lock_identity(name, mcfg, models)
+    prior = read_lock(name, cache_dir)
+    if prior is not None and not _lock_matches(prior, ident):
+        prior = None  # the config changed: fetch anew
+    if prior is not None and (reused := _reuse_if_verified(prior, cache_dir)) is not None:
+        return reused
+    if ident["source"] == "random_init":
+        base = resolve_architecture(name, mcfg, models)
+        fields = _fetch_for(name, {**base, **ident["architecture"]}, cache_dir, prior, config_only=True)
+    else:
+        fields = _fetch_for(name, {**dict(mcfg), **ident}, cache_dir, prior, config_only=False)
+    lock = {**ident, **fields}
+    write_json(lock_path(name, cache_dir), lock)
+    return lock
+
+
+def ensure_lock(name: str, mcfg: Mapping, cache_dir, models: Mapping | None = None) -> dict:
+    """The lock of ``name``: the existing one when it matches the config, else fetch (needs network)."""
+    ident = _lock_identity(name, mcfg, models)
+    prior = read_lock(name, cache_dir)
+    if prior is not None and _lock_matches(prior, ident):
+        return prior  # the loaders verify each file they read (locked_file / verify_lock)
+    return fetch_weights(name, mcfg, cache_dir, models)
