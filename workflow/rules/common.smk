@@ -53,6 +53,15 @@ def model_cfg(wildcards):
     return config["models"][wildcards.model]
 
 
+# Keys of a model entry that only name or describe it: changing them re-draws figures and
+# tables, but does not re-fetch weights or re-embed.
+DESCRIPTIVE_MODEL_KEYS = ("label", "group", "base")
+
+
+def model_weights_cfg(wildcards):
+    return {k: v for k, v in model_cfg(wildcards).items() if k not in DESCRIPTIVE_MODEL_KEYS}
+
+
 def probe_cfg(wildcards):
     return config["probes"][wildcards.probe]
 

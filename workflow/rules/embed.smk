@@ -4,7 +4,7 @@
 
 def weights_inputs(wildcards):
     # The offline demo makes its tiny models with a rule: depend on them when the model is one.
-    mcfg = model_cfg(wildcards)
+    mcfg = model_weights_cfg(wildcards)
     demo = (config.get("demo") or {}).get("models")
     local = mcfg.get("id") or mcfg.get("of") or ""
     if demo and str(local).startswith(demo["out"] + "/"):
@@ -20,7 +20,7 @@ rule fetch_weights:
     output:
         lock=f"{MODEL_CACHE}/locks/{{model}}.json",
     params:
-        mcfg=model_cfg,
+        mcfg=model_weights_cfg,
         cache=MODEL_CACHE,
     log:
         f"{LOGS}/fetch_weights/{{model}}.log",
@@ -41,7 +41,7 @@ rule embed:
     output:
         embeddings=f"{RESULTS}/{{dataset}}/embeddings/{{model}}.h5",
     params:
-        mcfg=model_cfg,
+        mcfg=model_weights_cfg,
         embed=config["embed"],
         cache=MODEL_CACHE,
     log:
