@@ -1,0 +1,296 @@
+"""Manifests of each dataset type, built from tiny copies in the real on-disk formats."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from archives import (
+    IMV_CALLTYPES,
+    LocalServer,
+    make_abzaliev_tree,
+    make_folder_dataset,
+    make_imv_archives,
+    make_watkins_zip,
+    serve_zenodo_record,
+)
+from bioprobe import datasets
+from bioprobe import download as dl
+from bioprobe.datasets import imv as imv_module
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------- watkins
+
+
+@pytest.fixture(scope="module")
+def watkins_data(tmp_path_factory):
+    """Watkins downloaded through the real path from a local server (annotations nested in a folder)."""
+    tmp = tmp_path_factory.mktemp("watkins")
+    info = make_watkins_zip(tmp / "srv" / "watkins.zip", prefix="watkins/")
+    with LocalServer() as server:
+        url = server.add_file("/watkins.zip", info.zip_path)
+        cfg = {"type": "watkins", "urls": [url], "retry_backoff_s": 0.0}
+        datasets.download("watkins", cfg, tmp / "data", lock_file=tmp / "lock.json")
+    return info, cfg, tmp / "data"
+
+
+def test_watkins_manifest_follows_annotations(watkins_data):
+    info, cfg, data_dir = watkins_data
+    df = datasets.build_manifest("watkins", cfg, data_dir)
+    assert list(df.columns) == ["clip_id", "path", "start", "end", "label", "group"]
+    assert df["path"].tolist() == [f"watkins/{rel}" for rel, _ in info.rows]  # annotations.csv order
+    assert df["label"].tolist() == [species for _, species in info.rows]
+    assert df["start"].isna().all() and df["end"].isna().all()  # whole files
+    assert df["group"].is_unique and df["clip_id"].is_unique
+    root = datasets.audio_root("watkins", cfg, data_dir)
+    assert all((root / p).is_file() for p in df["path"])
+    assert "Beluga,_White_Whale" in set(df["label"])  # commas in species names survive
+
+
+def test_watkins_min_clips_per_class_drops_rare_species(watkins_data):
+    _, cfg, data_dir = watkins_data
+    df = datasets.build_manifest("watkins", {**cfg, "min_clips_per_class": 3}, data_dir)
+    assert "Weddell_Seal" not in set(df["label"]) and df["label"].nunique() == 3
+    assert "Weddell_Seal" in df.attrs["manifest_dropped"]["classes"]
+    grouped = datasets.build_manifest("watkins", {**cfg, "group_prefix_chars": 3}, data_dir)
+    assert grouped["group"].nunique() == 4  # file names of one species share their first 3 digits here
+
+
+def test_watkins_without_download_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="annotations.csv.*download"):
+        datasets.build_manifest("watkins", {"type": "watkins"}, tmp_path)
+
+
+# ---------------------------------------------------------------- imv
+
+
+@pytest.fixture(scope="module")
+def imv_data(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("imv")
+    info = make_imv_archives(tmp / "srv", twins=(1, 2), calls_per_recording=8, n_calltypes=4)
+    with LocalServer() as server:
+        api = serve_zenodo_record(server, 10130104, info.archives)
+        cfg = {"type": "imv", "zenodo_api": api, "twins": [1, 2], "retry_backoff_s": 0.0}
+        datasets.download("imv", cfg, tmp / "data", lock_file=tmp / "lock.json")
+    return info, cfg, tmp / "data"
+
+
+def test_imv_manifest_one_row_per_call_without_silence_and_noise(imv_data):
+    info, cfg, data_dir = imv_data
+    df = datasets.build_manifest("imv", cfg, data_dir)
+    calls = [row for row in info.labels if row["calltype"] < 11]
+    assert len(df) == len(calls) == 8 * len(info.recordings)
+    assert df["start"].tolist() == pytest.approx([r["start"] for r in calls])
+    assert df["end"].tolist() == pytest.approx([r["end"] for r in calls])
+    assert df["label"].tolist() == [imv_module.CALLTYPE_NAMES[r["calltype"]] for r in calls]
+    assert set(df["label"]) == {"Peep(Pre-Phee)", "Phee", "Twitter", "Trill"}
+    assert df["group"].tolist() == [r["filename"] for r in calls] == df["recording"].tolist()
+    assert df["path"].iloc[0] == "data/twin_1/20160907_Twin1_marmoset1.wav"
+    assert {"recording", "individual", "caller"} <= set(df.columns)
+    dropped = df.attrs["manifest_dropped"]["rows"]
+    assert dropped["silence"] == dropped["noise"] == len(info.recordings)
+
+
+def test_imv_caller_task_labels_individuals(imv_data):
+    _, cfg, data_dir = imv_data
+    df = datasets.build_manifest("imv", {**cfg, "task": "caller"}, data_dir)
+    assert sorted(df["label"].unique()) == ["twin1_marmoset1", "twin1_marmoset2", "twin2_marmoset1", "twin2_marmoset2"]
+    assert (df["label"] == df["individual"]).all()
+    assert all(f"Twin{lab[4]}_marmoset{lab[-1]}" in rec for lab, rec in zip(df["label"], df["recording"]))
+
+
+def test_imv_twin_subset_and_bad_rows(imv_data, tmp_path):
+    _, cfg, data_dir = imv_data
+    only_first = datasets.build_manifest("imv", {**cfg, "twins": [1]}, data_dir)
+    assert only_first["recording"].str.contains("Twin1").all()
+    assert only_first.attrs["manifest_dropped"]["rows"]["twin_not_selected"] > 0
+    # A labels.csv with an unknown call type, an empty segment and a missing recording.
+    root = tmp_path / "imv"
+    (root / "data" / "twin_1").mkdir(parents=True)
+    wav = data_dir / "imv" / "data" / "twin_1" / "20160907_Twin1_marmoset1.wav"
+    (root / "data" / "twin_1" / wav.name).write_bytes(wav.read_bytes())
+    (root / "labels.csv").write_text(
+        "filename,start,end,duration,calltype,caller\n"
+        "20160907_Twin1_marmoset1,0.1,0.3,0.2,1,1\n"
+        "20160907_Twin1_marmoset1,0.5,0.5,0.0,2,1\n"
+        "20160907_Twin1_marmoset1,0.6,0.9,0.3,17,1\n"
+        "20160907_Twin1_marmoset1,0.6,0.9,0.3,,1\n"
+        "20161001_Twin1_marmoset2,0.1,0.3,0.2,1,2\n")
+    df = datasets.build_manifest("imv", {"type": "imv"}, tmp_path)
+    assert len(df) == 1 and df["label"].iloc[0] == "Phee"
+    rows = df.attrs["manifest_dropped"]["rows"]
+    assert (rows["empty_segment"], rows["unknown_calltype"], rows["recording_missing"]) == (1, 2, 1)
+    (root / "labels.csv").write_text("filename,start,end,duration,calltype,caller\nnot_a_recording,0,1,1,1,1\n")
+    with pytest.raises(ValueError, match=r"labels\.csv, line 2.*not_a_recording"):
+        datasets.build_manifest("imv", {"type": "imv"}, tmp_path)
+
+
+# ---------------------------------------------------------------- abzaliev
+
+
+def test_abzaliev_unavailable_without_path_explains_how_to_obtain():
+    ok, why = datasets.dataset_is_available({"type": "abzaliev", "path": None})
+    assert not ok and "10.3233/JIFS-169509" in why and "path" in why
+    assert not datasets.needs_download({"type": "abzaliev", "path": None})
+    with pytest.raises(ValueError, match="not available"):
+        datasets.build_manifest("abzaliev", {"type": "abzaliev", "path": None}, "unused")
+
+
+def test_abzaliev_wrong_path_says_how_to_obtain(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"does not exist.*10\.3233/JIFS-169509.*data/<dog>"):
+        datasets.prepare_inputs("abzaliev", {"type": "abzaliev", "path": str(tmp_path / "nope")}, "unused")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="neither data/"):
+        datasets.build_manifest("abzaliev", {"type": "abzaliev", "path": str(tmp_path / "empty")}, "unused")
+
+
+@pytest.mark.parametrize("point_at_data", [False, True])
+def test_abzaliev_manifest_drops_s_and_merges_dog_aliases(tmp_path, point_at_data):
+    root = make_abzaliev_tree(tmp_path / "abz", dog_folders=("Lazy_150717", "Luna", "lasy_2", "Koster", "Mama Fisgonn"),
+                              codes=("L-S1", "L-A", "S", "CH-P"), files_per_code=2)
+    path = root / "data" if point_at_data else root
+    cfg = {"type": "abzaliev", "path": str(path), "drop_codes": ["S"], "dog_aliases": {"mama fisgonn": "mama fisgon"}}
+    df = datasets.build_manifest("abzaliev", cfg, "unused")
+    assert datasets.audio_root("abzaliev", cfg, "unused") == root / "data"
+    assert all((root / "data" / p).is_file() for p in df["path"])
+    assert set(df["label"]) == {"L-S1", "L-A", "CH-P"}
+    assert len(df) == 5 * 3 * 2
+    assert sorted(df["dog"].unique()) == ["koster", "lazy", "luna", "mama fisgon"]
+    assert (df["group"] == df["dog"]).all()
+    assert set(df.loc[df["dog"] == "lazy", "dog_folder"]) == {"Lazy_150717", "lasy_2"}
+    assert df.attrs["manifest_dropped"]["files_by_dropped_code"] == {"S": 10}
+    keep_all = datasets.build_manifest("abzaliev", {**cfg, "drop_codes": []}, "unused")
+    assert "S" in set(keep_all["label"])
+
+
+def test_abzaliev_unknown_code_folder_is_an_error(tmp_path):
+    root = make_abzaliev_tree(tmp_path / "abz", dog_folders=("Luna",), codes=("L-A", "XX"), files_per_code=1)
+    with pytest.raises(ValueError, match=r"XX is not a call type folder"):
+        datasets.build_manifest("abzaliev", {"type": "abzaliev", "path": str(root)}, "unused")
+
+
+# ---------------------------------------------------------------- folder
+
+
+def folder_cfg(root: Path, labels: Path) -> dict:
+    return {"type": "folder", "root": str(root), "labels": str(labels)}
+
+
+def test_folder_manifest_whole_files_and_segments(tmp_path):
+    labels = make_folder_dataset(tmp_path / "calls", files_per_label=4)
+    df = datasets.build_manifest("mine", folder_cfg(tmp_path / "calls", labels), "unused")
+    table = pd.read_csv(labels)
+    assert df["path"].tolist() == table["path"].tolist() and df["label"].tolist() == table["label"].tolist()
+    assert df["group"].tolist() == table["group"].tolist()
+    assert df["start"].isna().all()
+    assert datasets.prepare_inputs("mine", folder_cfg(tmp_path / "calls", labels), "unused") == [str(labels)]
+
+    seg_labels = make_folder_dataset(tmp_path / "seg", files_per_label=2, with_segments=True, seconds=0.3)
+    seg = datasets.build_manifest("seg", folder_cfg(tmp_path / "seg", seg_labels), "unused")
+    assert len(seg) == 3 * 2 * 2
+    assert seg["start"].tolist()[:2] == pytest.approx([0.1, 0.5]) and seg["end"].tolist()[:2] == pytest.approx([0.4, 0.8])
+
+
+def test_folder_optional_columns_default_sensibly(tmp_path):
+    make_folder_dataset(tmp_path, files_per_label=1)
+    csv = tmp_path / "mine.csv"
+    csv.write_text("path,label,start,end\naudio/bark/bark_000.wav,bark,,0.2\naudio/growl/growl_000.wav,growl,0.1,\n")
+    df = datasets.build_manifest("m", folder_cfg(tmp_path, csv), "unused")
+    assert df["start"].tolist()[0] == 0.0 and df["end"].tolist()[0] == 0.2
+    assert df["start"].tolist()[1] == 0.1 and math.isnan(df["end"].tolist()[1])
+    assert df["group"].tolist() == ["audio/bark/bark_000.wav", "audio/growl/growl_000.wav"]
+
+
+@pytest.mark.parametrize("content, error, match", [
+    ("path,label,species\naudio/bark/bark_000.wav,bark,x\n", ValueError, r"mine\.csv: unknown column\(s\) \['species'\]"),
+    ("path\naudio/bark/bark_000.wav\n", ValueError, r"missing required column\(s\) \['label'\]"),
+    ("path,label\naudio/bark/bark_000.wav,bark\naudio/bark/bark_001.wav,\n", ValueError, r"mine\.csv: empty label on line\(s\) 3"),
+    ("path,label\n../outside.wav,bark\n", ValueError, r"mine\.csv: path leaves root .* line\(s\) 2"),
+    ("path,label\n/etc/passwd,bark\n", ValueError, r"path leaves root .* line\(s\) 2"),
+    ("path,label\naudio/bark/nope.wav,bark\n", FileNotFoundError, r"mine\.csv: audio file missing .* line\(s\) 2.*nope\.wav"),
+    ("path,label,start,end\naudio/bark/bark_000.wav,bark,0.3,0.2\n", ValueError, r"mine\.csv, line 2: end \(0\.2\) must be after start"),
+    ("path,label,start\naudio/bark/bark_000.wav,bark,soon\n", ValueError, r"mine\.csv, line 2: start 'soon' is not a number"),
+    ("path,label\n", ValueError, r"mine\.csv: no rows"),
+])
+def test_folder_bad_labels_name_the_csv_and_row(tmp_path, content, error, match):
+    make_folder_dataset(tmp_path / "root", files_per_label=2)
+    csv = tmp_path / "mine.csv"
+    csv.write_text(content)
+    with pytest.raises(error, match=match):
+        datasets.build_manifest("m", folder_cfg(tmp_path / "root", csv), "unused")
+
+
+def test_folder_symlink_leaving_root_is_refused(tmp_path):
+    make_folder_dataset(tmp_path / "root", files_per_label=1)
+    outside = tmp_path / "outside.wav"
+    outside.write_bytes((tmp_path / "root" / "audio" / "bark" / "bark_000.wav").read_bytes())
+    os.symlink(outside, tmp_path / "root" / "sneaky.wav")
+    csv = tmp_path / "mine.csv"
+    csv.write_text("path,label\nsneaky.wav,bark\n")
+    with pytest.raises(ValueError, match="leaves root"):
+        datasets.build_manifest("m", folder_cfg(tmp_path / "root", csv), "unused")
+
+
+# ---------------------------------------------------------------- prepare and the cheap API
+
+
+def test_prepare_writes_manifest_and_leakage_identically_each_run(tmp_path):
+    labels = make_folder_dataset(tmp_path / "calls", files_per_label=10, groups_per_label=5)
+    cfg = {**folder_cfg(tmp_path / "calls", labels), "split": {"method": "grouped", "seed": 3}}
+    out1, out2 = tmp_path / "r1", tmp_path / "r2"
+    for out in (out1, out2):
+        datasets.prepare("mine", cfg, "unused", out / "manifest.csv", out / "leakage.json")
+    assert (out1 / "manifest.csv").read_bytes() == (out2 / "manifest.csv").read_bytes()
+    df = pd.read_csv(out1 / "manifest.csv")
+    assert list(df.columns) == ["clip_id", "path", "start", "end", "label", "group", "split"]
+    assert df.groupby("group")["split"].nunique().max() == 1
+    report = json.loads((out1 / "leakage.json").read_text())
+    assert report["dataset"] == "mine" and report["split"]["method"] == "grouped"
+    assert report["ids"]["group"]["n_crossing_splits"] == 0
+    assert sorted(p.name for p in out1.iterdir()) == ["leakage.json", "manifest.csv"]  # no temporary files left
+
+
+def test_prepare_default_split_per_type(tmp_path):
+    labels = make_folder_dataset(tmp_path / "calls", files_per_label=5)
+    datasets.prepare("mine", folder_cfg(tmp_path / "calls", labels), "unused", tmp_path / "m.csv", tmp_path / "l.json")
+    assert json.loads((tmp_path / "l.json").read_text())["split"]["method"] == "stratified"
+    assert datasets.split_config({"type": "watkins"})["method"] == "random"
+
+
+def test_prepare_from_downloaded_imv_reports_recording_leakage(imv_data, tmp_path):
+    _, cfg, data_dir = imv_data
+    datasets.prepare("imv", cfg, data_dir, tmp_path / "manifest.csv", tmp_path / "leakage.json")
+    report = json.loads((tmp_path / "leakage.json").read_text())
+    assert set(report["ids"]) == {"group", "recording", "individual", "caller"}
+    assert report["ids"]["recording"]["n_crossing_splits"] > 0  # the authors' random rule leaks recordings
+    assert report["manifest_dropped"]["rows"]["silence"] == 8
+
+
+def test_dispatch_helpers(tmp_path):
+    assert datasets.DATASET_TYPES == ("folder", "watkins", "imv", "abzaliev")
+    assert [datasets.needs_download({"type": t}) for t in datasets.DATASET_TYPES] == [False, True, True, False]
+    assert datasets.dataset_is_available({"type": "watkins", "enabled": False})[0] is False
+    assert datasets.audio_root("w", {"type": "watkins"}, tmp_path) == tmp_path / "w"
+    assert datasets.prepare_inputs("w", {"type": "imv"}, tmp_path) == [str(tmp_path / "w" / ".complete.json")]
+    with pytest.raises(ValueError, match="unknown dataset type 'mp3s'"):
+        datasets.needs_download({"type": "mp3s"})
+    with pytest.raises(ValueError, match="nothing to download"):
+        datasets.download("f", {"type": "folder", "root": "x", "labels": "y"}, tmp_path)
+
+
+def test_importing_datasets_stays_cheap():
+    code = ("import sys, bioprobe.datasets as d; d.needs_download({'type': 'imv'}); "
+            "d.dataset_is_available({'type': 'abzaliev', 'path': None}); d.audio_root('w', {'type': 'watkins'}, 'x'); "
+            "print(sorted(m for m in ('pandas', 'torch', 'numpy', 'requests') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "workflow")})
+    assert out.stdout.strip() == "[]"
