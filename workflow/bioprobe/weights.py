@@ -66,11 +66,7 @@ def sha256_file(path, block: int = 1 << 22) -> str:
 def file_record(path: Path, cache_dir: Path) -> dict:
     """``{"path", "sha256", "size"}`` of a file; the path is relative to the cache when inside it."""
     path = Path(path)
-    try:
-        shown = str(path.resolve().relative_to(Path(cache_dir).resolve()))
-    except ValueError:
-        shown = str(path.resolve())
-    return {"path": shown, "sha256": sha256_file(path), "size": path.stat().st_size}
+    return {"path": _relative(path, cache_dir), "sha256": sha256_file(path), "size": path.stat().st_size}
 
 
 def locked_file(lock: dict, key: str, cache_dir) -> Path:
@@ -148,6 +144,29 @@ def _reuse_if_verified(prior: dict, cache_dir: Path) -> dict | None:
     return prior
 
 
+def _relative(path: Path, cache_dir: Path) -> str:
+    """``path`` relative to the cache when inside it (portable across machines), else absolute.
+
+    Symlinks are kept (a hub snapshot's files link to blobs; the snapshot name is the readable one).
+    """
+    path, root = Path(os.path.abspath(path)), Path(os.path.abspath(cache_dir))
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def cached_hf_snapshot(repo: str, revision: str, hf_cache: Path) -> Path | None:
+    """The snapshot folder of ``repo@revision`` in a hub cache (``refs/<revision>`` or a commit), if any."""
+    storage = hf_cache / f"models--{repo.replace('/', '--')}"
+    commit = revision
+    ref = storage / "refs" / revision
+    if ref.is_file():
+        commit = ref.read_text().strip()
+    snapshot = storage / "snapshots" / commit
+    return snapshot if snapshot.is_dir() else None
+
+
 def fetch_hf_repo(name: str, repo: str, revision: str, cache_dir: Path, prior: dict | None, config_only: bool) -> dict:
     """Download the needed files of a hub repo at a pinned commit; return the lock fields."""
     from huggingface_hub import HfApi, snapshot_download
@@ -160,8 +179,15 @@ def fetch_hf_repo(name: str, repo: str, revision: str, cache_dir: Path, prior: d
     else:
         try:
             info = HfApi(endpoint=endpoint).model_info(repo, revision=revision)
-        except Exception as err:  # network, auth, not found: all end in one clear message
-            raise _hf_error(name, repo, revision, cache_dir, err) from err
+        except Exception as err:  # offline, network, auth, not found
+            cached = cached_hf_snapshot(repo, revision, hf_cache)
+            if cached is None:
+                raise _hf_error(name, repo, revision, cache_dir, err) from err
+            # A cache filled elsewhere (copied to the cluster): pin what it holds for this revision.
+            listing = [p.relative_to(cached).as_posix() for p in cached.rglob("*") if p.is_file()]
+            commit = cached.name
+            files = choose_hf_files(listing, name, f"{repo}@{revision} (cached)", config_only)
+            return {"commit": commit, "snapshot": _relative(cached, cache_dir), "files": {f: file_record(cached / f, cache_dir) for f in files}}
         commit = info.sha
         files = choose_hf_files([s.rfilename for s in info.siblings or []], name, f"{repo}@{revision}", config_only)
     try:
@@ -177,7 +203,7 @@ def fetch_hf_repo(name: str, repo: str, revision: str, cache_dir: Path, prior: d
         for f, rec in records.items():
             if prior["files"].get(f, {}).get("sha256") != rec["sha256"]:
                 raise ValueError(f"model {name!r}: {f} of {repo}@{commit} differs from the lock {lock_path(name, cache_dir)}")
-    return {"commit": commit, "snapshot": records["config.json"]["path"].rsplit("/", 1)[0], "files": records}
+    return {"commit": commit, "snapshot": _relative(snapshot, cache_dir), "files": records}
 
 
 def fetch_hf_folder(name: str, folder: str, cache_dir: Path, config_only: bool) -> dict:

@@ -1,0 +1,62 @@
+"""Mean + std pooling: streamed over chunks equals pooling the whole frame sequence."""
+
+import numpy as np
+import pytest
+import torch
+
+from bioprobe.pooling import StreamingMeanStd, batch_moments, finalize_mean_std, pool_mean_std
+
+
+def test_pool_mean_std_matches_numpy():
+    rng = np.random.default_rng(0)
+    frames = rng.standard_normal((3, 50, 8)) * 4 + 10  # [layers, frames, dim]
+    pooled = pool_mean_std(frames)
+    assert pooled.shape == (3, 16)
+    np.testing.assert_allclose(pooled[:, :8], frames.mean(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(pooled[:, 8:], frames.std(axis=1, ddof=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("splits", [[1, 2, 3], [17], [10, 10, 10, 10, 9], [1] * 20])
+def test_streamed_chunks_equal_whole_sequence(splits):
+    torch.manual_seed(0)
+    frames = torch.randn(4, sum(splits) + 7, 6) * 3 + 100.0  # large offset: tests numerical stability
+    whole = pool_mean_std(frames.double().numpy())
+    acc = StreamingMeanStd()
+    start = 0
+    for size in splits + [7]:
+        acc.update(frames[:, start : start + size])  # float32 torch chunks, as embed gives them
+        start += size
+    assert acc.count == frames.shape[1]
+    np.testing.assert_allclose(acc.result(), whole, rtol=1e-5, atol=1e-5)
+
+
+def test_empty_chunk_is_ignored_and_one_frame_gives_zero_std():
+    acc = StreamingMeanStd()
+    acc.update(np.zeros((2, 0, 3)))
+    acc.update(np.ones((2, 1, 3)) * 5)
+    pooled = acc.result()
+    assert np.isfinite(pooled).all()
+    np.testing.assert_array_equal(pooled, np.concatenate([np.full((2, 3), 5.0), np.zeros((2, 3))], axis=1))
+
+
+def test_no_frames_is_an_error():
+    with pytest.raises(ValueError, match="no frames"):
+        StreamingMeanStd().result()
+    with pytest.raises(ValueError, match="zero frames"):
+        finalize_mean_std(0, np.zeros(3), np.zeros(3))
+
+
+def test_batch_moments_equal_per_clip_pooling():
+    torch.manual_seed(1)
+    frames = torch.randn(3, 5, 40, 4)  # [layers, batch, frames, dim]
+    count, mean, m2 = batch_moments(frames)
+    batched = finalize_mean_std(count, mean, m2)  # [batch, layers, 2*dim]
+    for b in range(5):
+        np.testing.assert_allclose(batched[b], pool_mean_std(frames[:, b].double().numpy()), rtol=1e-5, atol=1e-6)
+
+
+def test_shape_mismatch_between_chunks_is_an_error():
+    acc = StreamingMeanStd()
+    acc.update(np.zeros((2, 4, 3)))
+    with pytest.raises(ValueError, match="shape"):
+        acc.update(np.zeros((2, 4, 5)))
