@@ -243,3 +243,24 @@ def test_checksum_helpers():
         '<files><file name="a.zip" source="original"><size>3</size><md5>AA</md5><sha1>bb</sha1></file>'
         '<file name="a_meta.xml" source="metadata"/></files>')
     assert listing["a.zip"] == {"size": 3, "md5": "aa", "sha1": "bb"}
+
+
+def test_local_file_source_and_foreign_data_is_not_overwritten(server, watkins_zip, tmp_path):
+    listing = archive_org_files_xml(ITEM, {"watkins.zip": watkins_zip.zip_path})
+    server.add_bytes(XML_ROUTE, listing.encode())
+    cfg = {"type": "watkins", "retry_backoff_s": 0.0, "files_xml": server.url + XML_ROUTE,
+           "urls": [watkins_zip.zip_path.as_uri(), server.url + "/never/watkins.zip"]}
+    # Someone's own copy of the data sits where the dataset goes: it is not deleted.
+    foreign = tmp_path / "data" / "watkins"
+    foreign.mkdir(parents=True)
+    (foreign / "mine.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="did not download and verify"):
+        datasets.download("watkins", cfg, tmp_path / "data", lock_file=tmp_path / "lock.json")
+    assert (foreign / "mine.txt").read_text() == "keep me"
+    assert not [p for p in (tmp_path / "data").iterdir() if p.name.startswith(".watkins.")]
+
+    (foreign / "mine.txt").unlink()  # an empty folder (as Snakemake creates it) is fine
+    marker = datasets.download("watkins", cfg, tmp_path / "data", lock_file=tmp_path / "lock.json")
+    record = json.loads(marker.read_text())
+    assert record["sources"][0]["verified_against"].startswith("archive.org")
+    assert not server.requests_for("/never/watkins.zip")

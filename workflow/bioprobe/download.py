@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import errno
 import hashlib
 import json
 import logging
@@ -274,6 +273,9 @@ def _stream_to_part(session, url: str, part: Path, timeout: float, expected_size
 
     Raises requests' connection errors when the transfer is cut, leaving what arrived in ``part``.
     """
+    if url.startswith("file://"):
+        _copy_local_source(url, part)
+        return
     offset = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     with session.get(url, stream=True, timeout=timeout, headers=headers) as response:
@@ -313,6 +315,14 @@ def _stream_to_part(session, url: str, part: Path, timeout: float, expected_size
             import requests
 
             raise requests.ConnectionError(f"connection closed after {received} of {total} bytes")
+
+
+def _copy_local_source(url: str, part: Path) -> None:
+    """Copy a ``file://`` source (an archive fetched by other means, e.g. on a machine with internet)."""
+    source = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
+    if not source.is_file():
+        raise DownloadError(f"no such file: {source}")
+    shutil.copyfile(source, part)
 
 
 def _content_range_start(header: str) -> int | None:
@@ -706,20 +716,25 @@ def download_dataset(name: str, dataset_type: str, remotes: Sequence[RemoteFile]
 
 
 def _replace_folder(staging: Path, final: Path) -> None:
-    """Move ``staging`` onto ``final``; an existing ``final`` (incomplete by construction) is removed first."""
-    if final.exists() or final.is_symlink():
-        if final.is_symlink() or final.is_file():
-            final.unlink()
-        else:
-            trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-            os.replace(final, trash / final.name)
-            shutil.rmtree(trash, ignore_errors=True)
-    try:
-        os.replace(staging, final)
-    except OSError as err:  # pragma: no cover - only on exotic file systems
-        if err.errno in (errno.ENOTEMPTY, errno.EEXIST):
-            raise RuntimeError(f"could not move {staging} to {final}: {err}") from err
-        raise
+    """Move ``staging`` onto ``final``.
+
+    An existing ``final`` is replaced only when it is empty (Snakemake creates output folders
+    before a job runs) or holds an earlier bioprobe record (a download gone stale); a folder of
+    files bioprobe did not verify is never deleted.
+    """
+    if final.is_symlink() or final.is_file():
+        raise FileExistsError(f"{final} exists and is not a dataset folder made by bioprobe; move it away and rerun")
+    if final.exists():
+        ours = (final / VERIFIED_RECORD_NAME).exists() or (final / MARKER_NAME).exists()
+        if any(final.iterdir()) and not ours:
+            raise FileExistsError(
+                f"{final} already holds files that bioprobe did not download and verify; move them away "
+                f"(or point data_dir elsewhere) and rerun. To use a copy of the archive you already have, "
+                f"list it first in urls: as file:///path/to/the/archive.")
+        trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        os.replace(final, trash / final.name)
+        shutil.rmtree(trash, ignore_errors=True)
+    os.replace(staging, final)
 
 
 def restore_marker(data_dir: str | os.PathLike, name: str) -> Path:

@@ -102,26 +102,31 @@ def _stratified_labels(labels: np.ndarray, ratios: Sequence[float], seed: int) -
 
 
 def _grouped_once(group_counts: np.ndarray, ratios: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Assign each group (row of ``group_counts`` [n_groups, n_classes]) to a split; returns [n_groups]."""
-    totals = group_counts.sum(axis=0).astype(float)  # [n_classes]
+    """Assign each group (row of ``group_counts`` [n_groups, n_classes]) to a split; returns [n_groups].
+
+    Each group goes to the split with the highest score: how far the split is below its quota
+    for the group's classes and overall, plus a bonus for classes the split has not seen yet.
+    """
+    totals = np.maximum(group_counts.sum(axis=0).astype(float), 1.0)  # [n_classes]
     n_total = totals.sum()
-    targets = ratios[:, None] * totals[None, :]      # [3, n_classes]
-    filled = np.zeros_like(targets)
+    targets = ratios[:, None] * totals[None, :]                       # [3, n_classes]
+    filled = np.zeros_like(targets)                                   # [3, n_classes]
+    target_sizes = targets.sum(axis=1)                                # [3]
+    filled_sizes = np.zeros(len(ratios))                              # [3]
+    allowed = ratios > 0
     assignment = np.full(len(group_counts), -1)
-    allowed = np.flatnonzero(ratios > 0)
     for g in order:
         counts = group_counts[g]
-        present = counts > 0
-        best, best_score = allowed[0], -np.inf
-        for s in allowed:
-            class_deficit = ((targets[s] - filled[s]) / np.maximum(totals, 1.0) * counts).sum() / max(counts.sum(), 1)
-            size_deficit = (targets[s].sum() - filled[s].sum()) / n_total
-            coverage = float(np.sum(present & (filled[s] == 0))) / max(present.sum(), 1)
-            score = class_deficit + size_deficit + coverage * ratios[s]
-            if score > best_score:
-                best, best_score = s, score
+        classes = np.flatnonzero(counts)                               # the group's classes only
+        weights = counts[classes] / counts[classes].sum()              # [k]
+        class_deficit = ((targets[:, classes] - filled[:, classes]) / totals[classes]) @ weights   # [3]
+        size_deficit = (target_sizes - filled_sizes) / n_total                                    # [3]
+        coverage = (filled[:, classes] == 0).mean(axis=1) * ratios                                # [3]
+        score = np.where(allowed, class_deficit + size_deficit + coverage, -np.inf)
+        best = int(np.argmax(score))
         assignment[g] = best
-        filled[best] += counts
+        filled[best, classes] += counts[classes]
+        filled_sizes[best] += counts[classes].sum()
     return assignment
 
 
