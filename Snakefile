@@ -6,7 +6,6 @@
 # Nothing heavy (torch, transformers) is imported here: the DAG of the whole study builds in
 # well under a second. All logic lives in workflow/bioprobe.
 
-import os
 import sys
 from pathlib import Path
 
@@ -16,9 +15,6 @@ min_version("9.0")
 
 WORKFLOW_DIR = Path(workflow.basedir) / "workflow"
 sys.path.insert(0, str(WORKFLOW_DIR))
-# Scripts run in their own interpreters (locally or on cluster nodes): let them import bioprobe
-# even when it was not pip-installed.
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(WORKFLOW_DIR), os.environ.get("PYTHONPATH")]))
 
 from bioprobe.config import validate_config
 

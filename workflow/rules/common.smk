@@ -1,6 +1,6 @@
 # Names, paths and input functions shared by the rules. Only cheap imports here.
+import os
 import re
-
 import sys
 
 from bioprobe import datasets as bp_datasets
@@ -108,3 +108,27 @@ def all_outputs():
         outs += [f"{RESULTS}/tables/best_layer.{ext}" for ext in ("csv", "md")]
         outs.append(f"{RESULTS}/tables/all_scores.csv")
     return outs
+
+
+def prepare_inputs(wildcards):
+    return bp_datasets.prepare_inputs(wildcards.dataset, dataset_cfg(wildcards), DATA_DIR)
+
+
+def audio_root(wildcards):
+    return str(bp_datasets.audio_root(wildcards.dataset, dataset_cfg(wildcards), DATA_DIR))
+
+
+def weights_inputs(wildcards):
+    # The offline demo makes its tiny models with a rule: depend on them when the model is one.
+    mcfg = model_weights_cfg(wildcards)
+    demo = (config.get("demo") or {}).get("models")
+    local = mcfg.get("id") or mcfg.get("of") or ""
+    if demo and str(local).startswith(demo["out"] + "/"):
+        return [f"{local}/config.json"]
+    if demo and mcfg.get("source") == "aves" and str(mcfg.get("config_url", "")).startswith(demo["out"] + "/"):
+        return [f"{demo['out']}/aves/config.json"]
+    return []
+
+
+def fusion_models(wildcards):
+    return fusion_cfg(wildcards).get("models") or MODELS

@@ -7,7 +7,7 @@ rule download:
         marker=f"{DATA_DIR}/{{dataset}}/.complete.json",
     params:
         dcfg=dataset_cfg,
-        data_dir=DATA_DIR,
+        data_dir=lambda wc, output: os.path.dirname(os.path.dirname(output.marker)),
     log:
         f"{LOGS}/download/{{dataset}}.log",
     benchmark:

@@ -2,18 +2,6 @@
 # offline from the cache that the fetch filled.
 
 
-def weights_inputs(wildcards):
-    # The offline demo makes its tiny models with a rule: depend on them when the model is one.
-    mcfg = model_weights_cfg(wildcards)
-    demo = (config.get("demo") or {}).get("models")
-    local = mcfg.get("id") or mcfg.get("of") or ""
-    if demo and str(local).startswith(demo["out"] + "/"):
-        return [f"{local}/config.json"]
-    if demo and mcfg.get("source") == "aves" and str(mcfg.get("config_url", "")).startswith(demo["out"] + "/"):
-        return [f"{demo['out']}/aves/config.json"]
-    return []
-
-
 rule fetch_weights:
     input:
         weights_inputs,
@@ -21,7 +9,7 @@ rule fetch_weights:
         lock=f"{MODEL_CACHE}/locks/{{model}}.json",
     params:
         mcfg=model_weights_cfg,
-        cache=MODEL_CACHE,
+        cache=lambda wc, output: os.path.dirname(os.path.dirname(output.lock)),
     log:
         f"{LOGS}/fetch_weights/{{model}}.log",
     benchmark:
@@ -43,7 +31,7 @@ rule embed:
     params:
         mcfg=model_weights_cfg,
         embed=config["embed"],
-        cache=MODEL_CACHE,
+        cache=lambda wc, input: os.path.dirname(os.path.dirname(input.lock)),
     log:
         f"{LOGS}/embed/{{dataset}}/{{model}}.log",
     benchmark:

@@ -1,10 +1,6 @@
 # Fusion across models, as defined in docs/probes.md and recorded in its output.
 
 
-def fusion_models(wildcards):
-    return fusion_cfg(wildcards).get("models") or MODELS
-
-
 rule fuse:
     input:
         scores=lambda wc: [f"{probe_dir(wc.dataset, m, fusion_cfg(wc)['probe'])}/scores.csv" for m in fusion_models(wc)],

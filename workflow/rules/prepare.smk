@@ -1,10 +1,6 @@
 # One manifest per dataset: one row per clip with its label, group and split, decided here once.
 
 
-def prepare_inputs(wildcards):
-    return bp_datasets.prepare_inputs(wildcards.dataset, dataset_cfg(wildcards), DATA_DIR)
-
-
 rule prepare:
     input:
         prepare_inputs,

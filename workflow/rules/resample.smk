@@ -1,10 +1,6 @@
 # Every clip of a dataset as 16 kHz mono float32 in one HDF5 file.
 
 
-def audio_root(wildcards):
-    return str(bp_datasets.audio_root(wildcards.dataset, dataset_cfg(wildcards), DATA_DIR))
-
-
 rule resample:
     input:
         manifest=f"{RESULTS}/{{dataset}}/manifest.csv",

@@ -1,3 +1,4 @@
+import _bioprobe_path  # noqa: F401  (first: makes bioprobe importable)
 from pathlib import Path
 
 from bioprobe.demo import make_synthetic_calls

@@ -1,3 +1,4 @@
+import _bioprobe_path  # noqa: F401  (first: makes bioprobe importable)
 from bioprobe.smk import logged
 from bioprobe.weights import fetch_weights
 

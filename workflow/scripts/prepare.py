@@ -1,3 +1,4 @@
+import _bioprobe_path  # noqa: F401  (first: makes bioprobe importable)
 from bioprobe import datasets
 from bioprobe.smk import logged
 

@@ -1,3 +1,4 @@
+import _bioprobe_path  # noqa: F401  (first: makes bioprobe importable)
 from bioprobe.probe import run_probe_job
 from bioprobe.smk import logged
 

@@ -1,3 +1,4 @@
+import _bioprobe_path  # noqa: F401  (first: makes bioprobe importable)
 from bioprobe.audio import resample_manifest
 from bioprobe.smk import logged
 
