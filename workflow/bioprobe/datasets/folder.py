@@ -17,7 +17,8 @@ The CSV has columns ``path,label`` and optionally ``group,start,end``:
   the file; both empty (or the columns absent) means the whole file.
 
 Rows keep the CSV's order. Problems (unknown columns, empty labels, escaping or missing files,
-bad times) raise errors naming the CSV and its line numbers.
+bad times, files libsndfile cannot read, segments past the end of their file) raise errors naming
+the CSV and its line numbers. ``check_audio: false`` skips reading the file headers.
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def build_manifest(name: str, dcfg: dict, data_dir):
             if end <= start:
                 raise ValueError(f"{csv_path}, line {line}: end ({end}) must be after start ({start})")
         group = str(rec.get("group", "")).strip() or PurePosixPath(rel).as_posix()
-        rows.append({"path": PurePosixPath(rel).as_posix(), "start": start, "end": end, "label": label, "group": group})
+        rows.append({"path": PurePosixPath(rel).as_posix(), "start": start, "end": end, "label": label, "group": group,
+                     "line": line})
     if empty_label:
         raise ValueError(f"{csv_path}: empty label on line(s) {_lines(empty_label)}")
     if escaping:
@@ -132,4 +134,38 @@ def build_manifest(name: str, dcfg: dict, data_dir):
     if absent:
         raise FileNotFoundError(f"{csv_path}: audio file missing below {str(root)!r} on line(s) {_lines(absent)}, "
                                 f"e.g. {table.iloc[absent[0] - 2]['path']!r}")
-    return finish_manifest(pd.DataFrame(rows), name)
+    df = pd.DataFrame(rows)
+    if dcfg.get("check_audio", True):
+        check_audio_files(df, root, csv_path, lines=[r["line"] for r in rows])
+    return finish_manifest(df.drop(columns="line"), name)
+
+
+def check_audio_files(df, root: Path, csv_path: Path, lines: list[int]) -> None:
+    """Read every file's header: unreadable files and segments past the end of their file are errors.
+
+    Catching these here names the CSV line; later steps could only name the clip.
+    """
+    import soundfile
+
+    durations: dict[str, float | None] = {}
+    unreadable, too_long = [], []
+    for line, rel, start, end in zip(lines, df["path"], df["start"], df["end"]):
+        if rel not in durations:
+            try:
+                info = soundfile.info(str(root / rel))
+                durations[rel] = info.frames / info.samplerate if info.samplerate else None
+            except (RuntimeError, soundfile.LibsndfileError):
+                durations[rel] = None
+                unreadable.append(line)
+                continue
+        duration = durations[rel]
+        if duration is None:
+            continue
+        # Half a millisecond of slack: segment times are often rounded in annotation tools.
+        limit = duration + 5e-4
+        if (end is not None and end == end and end > limit) or (start is not None and start == start and start >= duration):
+            too_long.append(f"{line} ({rel} lasts {duration:.3f} s)")
+    if unreadable:
+        raise ValueError(f"{csv_path}: audio file not readable by libsndfile on line(s) {_lines(unreadable)}")
+    if too_long:
+        raise ValueError(f"{csv_path}: segment beyond the end of its file on line(s) {_lines(too_long)}")
