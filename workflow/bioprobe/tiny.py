@@ -126,3 +126,39 @@ def save_tiny_aves_model(out_dir, seed: int = 0, legacy_keys: bool = True) -> tu
     config_path.write_text(json.dumps(config, indent=2) + "\n")
     torch.save(state, weights_path)
     return config_path, weights_path
+
+
+def install_in_hub_cache(folder, repo_id: str, hf_cache, commit: str | None = None, revision: str = "main") -> Path:
+    """Lay a saved model folder out as a Hugging Face hub cache entry, as ``snapshot_download`` does.
+
+    ``hf_cache/models--org--name/{blobs/<sha256>, snapshots/<commit>/<file> -> blob, refs/<revision>}``.
+    Lets a machine without internet access (tests, the offline demo) use ``id: org/name``.
+    Returns the snapshot folder.
+    """
+    import hashlib
+    import os
+    import shutil
+
+    folder, hf_cache = Path(folder), Path(hf_cache)
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    if commit is None:  # a stable fake commit id derived from the content
+        digest = hashlib.sha1()
+        for p in files:
+            digest.update(p.relative_to(folder).as_posix().encode() + p.read_bytes())
+        commit = digest.hexdigest()
+    storage = hf_cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = storage / "snapshots" / commit
+    for p in files:
+        blob_id = hashlib.sha256(p.read_bytes()).hexdigest()
+        blob = storage / "blobs" / blob_id
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        if not blob.exists():
+            shutil.copyfile(p, blob)
+        link = snapshot / p.relative_to(folder)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        os.symlink(os.path.relpath(blob, link.parent), link)
+    (storage / "refs").mkdir(parents=True, exist_ok=True)
+    (storage / "refs" / revision).write_text(commit)
+    return snapshot

@@ -268,10 +268,9 @@ def fetch_aves_files(name: str, mcfg: Mapping, cache_dir: Path, prior: dict | No
                 ) from err
         rec = file_record(dest, cache_dir)
         if pinned and rec["sha256"] != pinned:
-            raise ValueError(
-                f"model {name!r}: {url} has sha256 {rec['sha256']}, expected {pinned} "
-                f"(from {'the config' if mcfg.get(f'{key}_sha256') else lock_path(name, cache_dir)})"
-            )
+            dest.unlink()  # never leave a file that fails its checksum in the cache
+            origin = "pinned in the config" if mcfg.get(f"{key}_sha256") else f"recorded in the lock {lock_path(name, cache_dir)}"
+            raise ValueError(f"model {name!r}: {url} has sha256 {rec['sha256']}, expected {pinned} ({origin})")
         records[key] = {**rec, "url": url}
     return {"files": records}
 
