@@ -101,14 +101,6 @@ def _wav_index(root: Path) -> dict[str, Path]:
     return index
 
 
-def _calltype_code(value) -> int | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(number) if number == number and number.is_integer() else None
-
-
 def build_manifest(name: str, dcfg: dict, data_dir):
     """One row per call of labels.csv (Silence, Noise and unusable rows dropped and counted)."""
     import pandas as pd
@@ -127,60 +119,70 @@ def build_manifest(name: str, dcfg: dict, data_dir):
         raise ValueError(f"{labels_csv}: missing column(s) {sorted(needed - set(table.columns))}; "
                          "expected filename,start,end,duration,calltype,caller")
     wavs = _wav_index(root)
-    selected = set(twins(dcfg))
-    dropped = {"silence": 0, "noise": 0, "unknown_calltype": 0, "recording_missing": 0,
-               "twin_not_selected": 0, "empty_segment": 0}
-    missing_recordings: set[str] = set()
-    rows = []
-    for i, rec in enumerate(table.to_dict("records")):
-        filename = str(rec["filename"]).strip()
-        if filename.lower().endswith(".wav"):
-            filename = filename[:-4]
-        match = RECORDING_NAME.match(filename)
-        if not match:
-            raise ValueError(f"{labels_csv}, line {i + 2}: file name {filename!r} is not "
-                             "<date>_Twin<T>_marmoset<M>")
-        code = _calltype_code(rec["calltype"])
-        if code == SILENCE:
-            dropped["silence"] += 1
-            continue
-        if code == NOISE:
-            dropped["noise"] += 1
-            continue
-        if code not in CALLTYPE_NAMES:
-            dropped["unknown_calltype"] += 1
-            continue
-        twin, marmoset = int(match["twin"]), int(match["marmoset"])
-        if twin not in selected:
-            dropped["twin_not_selected"] += 1
-            continue
-        if filename not in wavs:
-            dropped["recording_missing"] += 1
-            missing_recordings.add(filename)
-            continue
-        try:
-            start, end = float(rec["start"]), float(rec["end"])
-        except ValueError as err:
-            raise ValueError(f"{labels_csv}, line {i + 2}: start/end are not numbers ({err})") from err
-        if not end > start or start < 0:
-            dropped["empty_segment"] += 1
-            continue
-        individual = f"twin{twin}_marmoset{marmoset}"
-        rows.append({
-            "path": wavs[filename].relative_to(root).as_posix(),
-            "start": start,
-            "end": end,
-            "label": CALLTYPE_NAMES[code] if task == "calltype" else individual,
-            "group": filename,
-            "recording": filename,
-            "individual": individual,
-            "caller": str(rec.get("caller", "")).strip(),
-        })
+    df, dropped, missing_recordings = _select_calls(table, labels_csv, wavs, set(twins(dcfg)))
     if missing_recordings:
         log.warning("imv: %d labelled recording(s) have no audio below %s (e.g. %s); their calls are dropped",
-                    len(missing_recordings), root, sorted(missing_recordings)[:3])
-    if not rows:
+                    len(missing_recordings), root, missing_recordings[:3])
+    if len(df) == 0:
         raise ValueError(f"imv: no usable calls in {labels_csv} (dropped: {dropped})")
-    df = finish_manifest(pd.DataFrame(rows), name, extra_columns=("recording", "individual", "caller"))
-    df.attrs["manifest_dropped"] = {"rows": dropped, "missing_recordings": sorted(missing_recordings)[:20]}
-    return df
+    individual = "twin" + df["twin"] + "_marmoset" + df["marmoset"]
+    relative = {stem: path.relative_to(root).as_posix() for stem, path in wavs.items()}
+    manifest = pd.DataFrame({
+        "path": df["filename"].map(relative),
+        "start": df["start"],
+        "end": df["end"],
+        "label": df["code"].map(CALLTYPE_NAMES) if task == "calltype" else individual,
+        "group": df["filename"],
+        "recording": df["filename"],
+        "individual": individual,
+        "caller": df["caller"].str.strip() if "caller" in df.columns else "",
+    })
+    manifest = finish_manifest(manifest, name, extra_columns=("recording", "individual", "caller"))
+    manifest.attrs["manifest_dropped"] = {"rows": dropped, "missing_recordings": missing_recordings[:20]}
+    return manifest
+
+
+def _select_calls(table, labels_csv: Path, wavs: dict, selected_twins: set[int]):
+    """Keep the usable call rows of labels.csv; return (rows, {reason: count}, missing recordings).
+
+    Each dropped row is counted under the first reason that applies, in this order: silence,
+    noise, unknown_calltype, twin_not_selected, recording_missing, empty_segment.
+    """
+    import pandas as pd
+
+    filename = table["filename"].str.strip().str.replace(r"\.wav$", "", regex=True, case=False)
+    parts = filename.str.extract(RECORDING_NAME)
+    if parts["twin"].isna().any():
+        line = int(parts.index[parts["twin"].isna()][0]) + 2
+        raise ValueError(f"{labels_csv}, line {line}: file name {filename.iloc[line - 2]!r} is not "
+                         "<date>_Twin<T>_marmoset<M>")
+    code = pd.to_numeric(table["calltype"], errors="coerce")
+    steps = [
+        ("silence", code == SILENCE),
+        ("noise", code == NOISE),
+        ("unknown_calltype", ~code.isin(list(CALLTYPE_NAMES))),
+        ("twin_not_selected", ~parts["twin"].astype(int).isin(selected_twins)),
+        ("recording_missing", ~filename.isin(wavs)),
+    ]
+    keep = pd.Series(True, index=table.index)
+    dropped = {}
+    missing_recordings: list[str] = []
+    for reason, mask in steps:
+        hit = keep & mask
+        dropped[reason] = int(hit.sum())
+        if reason == "recording_missing":
+            missing_recordings = sorted(set(filename[hit]))
+        keep &= ~mask
+    start = pd.to_numeric(table["start"], errors="coerce")
+    end = pd.to_numeric(table["end"], errors="coerce")
+    not_numbers = keep & (start.isna() | end.isna())
+    if not_numbers.any():
+        line = int(not_numbers.index[not_numbers][0]) + 2
+        raise ValueError(f"{labels_csv}, line {line}: start/end are not numbers "
+                         f"({table['start'].iloc[line - 2]!r}, {table['end'].iloc[line - 2]!r})")
+    empty = keep & ~((end > start) & (start >= 0))
+    dropped["empty_segment"] = int(empty.sum())
+    keep &= ~empty
+    rows = table[keep].assign(filename=filename[keep], twin=parts["twin"][keep], marmoset=parts["marmoset"][keep],
+                              code=code[keep].astype(int), start=start[keep], end=end[keep])
+    return rows.reset_index(drop=True), dropped, missing_recordings
