@@ -308,3 +308,19 @@ def test_folder_unreadable_audio_and_segments_past_the_end(tmp_path):
         datasets.build_manifest("m", folder_cfg(tmp_path, csv), "unused")
     df = datasets.build_manifest("m", {**folder_cfg(tmp_path, csv), "check_audio": False}, "unused")
     assert len(df) == 2
+
+
+def test_folder_predefined_split_column(tmp_path):
+    make_folder_dataset(tmp_path, files_per_label=3)
+    csv = tmp_path / "mine.csv"
+    lines = ["path,label,split"] + [f"audio/{lab}/{lab}_{j:03d}.wav,{lab},{s}" for lab in ("bark", "growl")
+                                    for j, s in enumerate(("train", "val", "Test"))]
+    csv.write_text("\n".join(lines) + "\n")
+    cfg = {**folder_cfg(tmp_path, csv), "split": {"method": "predefined"}}
+    datasets.prepare("m", cfg, "unused", tmp_path / "m.csv", tmp_path / "l.json")
+    df = pd.read_csv(tmp_path / "m.csv")
+    assert df["split"].tolist() == ["train", "val", "test"] * 2
+    assert "split" not in json.loads((tmp_path / "l.json").read_text())["ids"]
+    csv.write_text("path,label,split\naudio/bark/bark_000.wav,bark,dev\n")
+    with pytest.raises(ValueError, match=r"mine\.csv, line 2: split 'dev' is not train, val or test"):
+        datasets.build_manifest("m", cfg, "unused")

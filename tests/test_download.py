@@ -264,3 +264,12 @@ def test_local_file_source_and_foreign_data_is_not_overwritten(server, watkins_z
     record = json.loads(marker.read_text())
     assert record["sources"][0]["verified_against"].startswith("archive.org")
     assert not server.requests_for("/never/watkins.zip")
+
+
+def test_lock_file_disagreeing_with_the_host_stops_before_downloading(server, watkins_zip, tmp_path):
+    lock = tmp_path / "lock.json"
+    dl.record_in_lock(lock, "watkins/watkins.zip", {"md5": "0" * 32, "sha256": "1" * 64, "size": 1})
+    cfg = watkins_cfg(server, watkins_zip.zip_path, archive_org_files_xml(ITEM, {"watkins.zip": watkins_zip.zip_path}))
+    with pytest.raises(dl.ChecksumError, match=r"host now publishes md5 .* delete the entry 'watkins/watkins.zip'"):
+        datasets.download("watkins", cfg, tmp_path / "data", lock_file=lock)
+    assert not server.requests_for(ZIP_ROUTE)

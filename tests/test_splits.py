@@ -148,3 +148,19 @@ def test_bad_settings_are_refused():
         assign_splits(df, ratios=(0.5, 0.2, 0.2))
     with pytest.raises(SplitError, match="summing to 1"):
         assign_splits(df, ratios=(0.7, 0.3))
+
+
+def test_predefined_split_is_kept_and_checked():
+    df = manifest(n_per_class=(6, 6))
+    df["split"] = (["train", "train", "val", "test"] * 3)
+    out = assign_splits(df, method="predefined")
+    assert out["split"].tolist() == df["split"].tolist()
+    with pytest.raises(SplitError, match="set split method 'predefined'"):
+        assign_splits(df, method="stratified")
+    df.loc[3, "split"] = "holdout"
+    with pytest.raises(SplitError, match=r"\['holdout'\] in rows \[3\]"):
+        assign_splits(df, method="predefined")
+    df.loc[3, "split"] = "train"
+    df.loc[df["label"] == "class1", "split"] = "train"
+    kept = assign_splits(df, method="predefined", drop_small_classes=True)
+    assert set(kept["label"]) == {"class0"} and kept.attrs["dropped_classes"] == {"class1": "in 1 of the 3 given splits"}

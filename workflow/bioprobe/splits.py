@@ -16,6 +16,9 @@ Three documented, seeded rules (``split.method`` in the config):
     No value of the group column (recording, individual) is in two splits. Groups are assigned
     greedily, largest first, to the split whose per-class quota is least filled, so ratios hold
     approximately by clip count and every class reaches every split when it can.
+``predefined``
+    The split given with the data (a ``split`` column of a folder dataset's labels CSV) is used
+    as it is; only its values are checked.
 
 A class too small to appear in every split (fewer clips, or under ``grouped`` fewer groups,
 than splits) is an error naming it, unless ``drop_small_classes`` is set: then its clips are
@@ -30,7 +33,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 SPLITS = ("train", "val", "test")
-SPLIT_METHODS = ("random", "stratified", "grouped")
+SPLIT_METHODS = ("random", "stratified", "grouped", "predefined")
 #: Manifest columns that are not identifiers of a recording, caller or animal.
 NON_ID_COLUMNS = ("clip_id", "path", "start", "end", "label", "split")
 GROUPED_ATTEMPTS = 50
@@ -191,9 +194,14 @@ def assign_splits(df, method: str = "stratified", ratios: Sequence[float] = (0.7
     """
     if method not in SPLIT_METHODS:
         raise SplitError(f"unknown split method {method!r}; choose one of {', '.join(SPLIT_METHODS)}")
-    ratios = check_ratios(ratios)
     if "label" not in df.columns:
         raise SplitError("the manifest has no 'label' column")
+    if method == "predefined":
+        return _predefined(df, drop_small_classes)
+    if "split" in df.columns:
+        raise SplitError(f"the data comes with a 'split' column; set split method 'predefined' to use it "
+                         f"(method {method!r} would silently replace it), or remove the column")
+    ratios = check_ratios(ratios)
     if method == "grouped":
         if group_column not in df.columns:
             raise SplitError(f"grouped split: the manifest has no column {group_column!r} "
@@ -226,6 +234,29 @@ def assign_splits(df, method: str = "stratified", ratios: Sequence[float] = (0.7
     out.attrs["dropped_classes"] = dropped
     out.attrs["split_config"] = {"method": method, "ratios": list(ratios), "seed": int(seed),
                                  "drop_small_classes": bool(drop_small_classes), "group_column": group_column}
+    return out
+
+
+def _predefined(df, drop_small_classes: bool):
+    """Keep the given ``split`` column after checking its values; optionally drop classes missing from a split."""
+    if "split" not in df.columns:
+        raise SplitError("split method 'predefined' needs a 'split' column (train, val or test) in the data")
+    values = df["split"].astype(str).str.strip().str.lower()
+    bad = ~values.isin(SPLITS)
+    if bad.any():
+        rows = df.index[bad][:5].tolist()
+        raise SplitError(f"predefined split: values {sorted(set(df['split'][bad].astype(str)))[:5]} in rows {rows} "
+                         f"are not one of {', '.join(SPLITS)}")
+    out = df.copy()
+    out["split"] = values
+    dropped: dict[str, str] = {}
+    if drop_small_classes:
+        present = out.groupby("label")["split"].nunique()
+        needed = out["split"].nunique()
+        dropped = {str(label): f"in {n} of the {needed} given splits" for label, n in present.items() if n < needed}
+        out = out[~out["label"].astype(str).isin(set(dropped))].copy()
+    out.attrs["dropped_classes"] = dropped
+    out.attrs["split_config"] = {"method": "predefined", "drop_small_classes": bool(drop_small_classes)}
     return out
 
 

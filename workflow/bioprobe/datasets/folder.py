@@ -15,6 +15,8 @@ The CSV has columns ``path,label`` and optionally ``group,start,end``:
 * ``group``: what a grouped split keeps together (recording, individual); default: the file.
 * ``start``, ``end``: seconds into the file; empty ``start`` means 0, empty ``end`` the end of
   the file; both empty (or the columns absent) means the whole file.
+* ``split``: ``train``, ``val`` or ``test``, a split you fixed yourself; used with
+  ``split: {method: predefined}``.
 
 Rows keep the CSV's order. Problems (unknown columns, empty labels, escaping or missing files,
 bad times, files libsndfile cannot read, segments past the end of their file) raise errors naming
@@ -29,7 +31,7 @@ from .common import finish_manifest, is_blank, path_escapes
 
 NEEDS_DOWNLOAD = False
 REQUIRED_COLUMNS = ("path", "label")
-OPTIONAL_COLUMNS = ("group", "start", "end")
+OPTIONAL_COLUMNS = ("group", "start", "end", "split")
 MAX_LISTED = 5
 
 
@@ -124,8 +126,13 @@ def build_manifest(name: str, dcfg: dict, data_dir):
             if end <= start:
                 raise ValueError(f"{csv_path}, line {line}: end ({end}) must be after start ({start})")
         group = str(rec.get("group", "")).strip() or PurePosixPath(rel).as_posix()
-        rows.append({"path": PurePosixPath(rel).as_posix(), "start": start, "end": end, "label": label, "group": group,
-                     "line": line})
+        row = {"path": PurePosixPath(rel).as_posix(), "start": start, "end": end, "label": label, "group": group,
+               "line": line}
+        if "split" in columns:
+            row["split"] = str(rec["split"]).strip().lower()
+            if row["split"] not in ("train", "val", "test"):
+                raise ValueError(f"{csv_path}, line {line}: split {rec['split']!r} is not train, val or test")
+        rows.append(row)
     if empty_label:
         raise ValueError(f"{csv_path}: empty label on line(s) {_lines(empty_label)}")
     if escaping:
@@ -137,7 +144,8 @@ def build_manifest(name: str, dcfg: dict, data_dir):
     df = pd.DataFrame(rows)
     if dcfg.get("check_audio", True):
         check_audio_files(df, root, csv_path, lines=[r["line"] for r in rows])
-    return finish_manifest(df.drop(columns="line"), name)
+    extra = ("split",) if "split" in columns else ()
+    return finish_manifest(df.drop(columns="line"), name, extra_columns=extra)
 
 
 def check_audio_files(df, root: Path, csv_path: Path, lines: list[int]) -> None:
