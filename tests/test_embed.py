@@ -250,3 +250,50 @@ def test_wrong_sample_rate_is_an_error(tiny, tmp_path):
     audio = write_audio(tmp_path / "audio8k.h5", tone_clips([8000]), sample_rate=8000)
     with pytest.raises(ValueError, match="sample rate 8000 Hz"):
         embed_dataset(audio, tmp_path / "emb.h5", "logmel", tiny["logmel"], {}, tmp_path, progress=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# budget dry run
+
+
+def test_budget_predicts_the_embedding_file_size(tiny, tmp_path, capsys):
+    from bioprobe.budget import estimate, format_report, main
+
+    results = tmp_path / "results"
+    clips = tone_clips([8000, 3000, 16000 * 3] * 20)
+    write_audio(results / "calls" / "audio16k.h5", clips)
+    (results / "later").mkdir(parents=True)
+    (results / "later" / "manifest.csv").write_text(
+        "clip_id,path,start,end,label,group,split\na,x.wav,0.0,1.5,l,g,train\nb,x.wav,1.5,3.0,l,g,test\n"
+    )
+    config = {
+        "model_cache": str(tmp_path / "cache"),
+        "datasets": {"calls": {"type": "folder"}, "later": {"type": "folder"}, "off": {"type": "folder", "enabled": False}},
+        "models": {"logmel": {"source": "logmel"}, "hubert": tiny["hubert"], "big": {"source": "huggingface", "id": "org/not-fetched"}},
+        "embed": {"store_dtype": "float32"},
+    }
+    rows = {(r["dataset"], r["model"]): r for r in estimate(config, results, rtf=0.5)}
+    assert set(rows) == {(d, m) for d in ("calls", "later") for m in ("logmel", "hubert", "big")}
+    calls = rows["calls", "logmel"]
+    assert calls["n_clips"] == 60 and (calls["n_layers"], calls["dim"]) == (1, 64)
+    assert calls["audio_hours"] == pytest.approx(20 * (8000 + 5000 + 48000) / 16000 / 3600)
+    assert calls["compute_hours"] == pytest.approx(calls["audio_hours"] * 0.5)
+    assert (rows["calls", "hubert"]["n_layers"], rows["calls", "hubert"]["dim"]) == (3, 32)  # from the folder's config
+    assert rows["calls", "big"]["geometry"].startswith("assumed") and rows["calls", "big"]["n_layers"] == 13
+    assert rows["later", "logmel"]["n_clips"] == 2 and rows["later", "logmel"]["audio_hours"] == pytest.approx(3 / 3600)
+
+    for name in ("logmel", "hubert"):
+        out = tmp_path / f"{name}.h5"
+        embed_dataset(results / "calls" / "audio16k.h5", out, name, config["models"][name], {}, tmp_path / "cache", progress=False)
+        predicted, actual = rows["calls", name]["embedding_bytes"], out.stat().st_size
+        assert abs(predicted - actual) < 0.25 * actual + 64 * 1024, (name, predicted, actual)
+
+    report = format_report(list(rows.values()))
+    assert "shape assumed" in report and "total embeddings" in report
+    # The command line on the study's own config.yaml: prepared datasets get sizes, others "?".
+    from pathlib import Path
+
+    write_audio(results / "watkins" / "audio16k.h5", clips)
+    main(["--config", str(Path(__file__).resolve().parents[1] / "config.yaml"), "--results", str(results)])
+    out = capsys.readouterr().out
+    assert "watkins      hubert" in out and "     60 " in out and "not prepared yet" in out
