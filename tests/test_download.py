@@ -273,3 +273,24 @@ def test_lock_file_disagreeing_with_the_host_stops_before_downloading(server, wa
     with pytest.raises(dl.ChecksumError, match=r"host now publishes md5 .* delete the entry 'watkins/watkins.zip'"):
         datasets.download("watkins", cfg, tmp_path / "data", lock_file=lock)
     assert not server.requests_for(ZIP_ROUTE)
+
+
+def test_partial_file_from_an_earlier_run_is_resumed(server, watkins_zip, tmp_path):
+    data_dir = tmp_path / "data"
+    partial = data_dir / ".downloads" / "watkins" / "watkins.zip.part"
+    partial.parent.mkdir(parents=True)
+    head = watkins_zip.zip_path.read_bytes()[:100_000]
+    partial.write_bytes(head)  # as left by a run killed mid-transfer
+    cfg = watkins_cfg(server, watkins_zip.zip_path, archive_org_files_xml(ITEM, {"watkins.zip": watkins_zip.zip_path}))
+    datasets.download("watkins", cfg, data_dir, lock_file=tmp_path / "lock.json")
+    (fetch,) = server.requests_for(ZIP_ROUTE)
+    assert fetch.range == "bytes=100000-" and fetch.status == 206
+    assert fetch.bytes_sent == watkins_zip.zip_path.stat().st_size - 100_000
+
+
+def test_disk_space_estimate(tmp_path):
+    remotes = [dl.RemoteFile("a.tar.gz", ["http://127.0.0.1/a"], size=4_000), dl.RemoteFile("b.zip", ["http://127.0.0.1/b"])]
+    (tmp_path / "a.tar.gz.part").write_bytes(b"x" * 1_000)
+    assert dl.bytes_needed(remotes, tmp_path) == 3_000 + 4_000
+    assert dl.disk_space_problem(7_000, 10_000) is None
+    assert "needs about 21.0 GB of free disk (download and extraction), only 5.0 GB" in dl.disk_space_problem(20_000_000_000, 5_000_000_000)

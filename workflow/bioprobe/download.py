@@ -654,6 +654,9 @@ def download_dataset(name: str, dataset_type: str, remotes: Sequence[RemoteFile]
     downloads = data_dir / ".downloads" / name
     downloads.mkdir(parents=True, exist_ok=True)
     lock_entries = read_lock(lock_file)
+    problem = disk_space_problem(bytes_needed(remotes, downloads), shutil.disk_usage(data_dir).free)
+    if problem:
+        raise DownloadError(f"{name}: {problem} in {data_dir}; free some space or point data_dir elsewhere")
 
     sources = []
     for remote in remotes:
@@ -713,6 +716,31 @@ def download_dataset(name: str, dataset_type: str, remotes: Sequence[RemoteFile]
             downloads.parent.rmdir()  # only when no other dataset's downloads are pending
     log.info("%s: %d files verified and extracted into %s", name, len(record["files"]), final)
     return marker
+
+
+def bytes_needed(remotes: Sequence[RemoteFile], downloads: Path) -> int:
+    """Disk space a download still needs: the missing archive bytes plus room to extract them all.
+
+    Extracted audio takes about as much room as its archive (WAV barely compresses); files of
+    unknown size count as 0, so the estimate is a lower bound.
+    """
+    total = missing = 0
+    for remote in remotes:
+        size = remote.size or 0
+        total += size
+        have = downloads / remote.name
+        part = downloads / (remote.name + ".part")
+        done = have.stat().st_size if have.exists() else part.stat().st_size if part.exists() else 0
+        missing += max(size - done, 0)
+    return missing + total
+
+
+def disk_space_problem(needed_bytes: int, free_bytes: int, margin: float = 1.05) -> str | None:
+    """A message when ``free_bytes`` is less than ``needed_bytes`` plus a 5 % margin, else None."""
+    if needed_bytes * margin <= free_bytes:
+        return None
+    return (f"needs about {needed_bytes * margin / 1e9:.1f} GB of free disk (download and extraction), "
+            f"only {free_bytes / 1e9:.1f} GB are free")
 
 
 def _replace_folder(staging: Path, final: Path) -> None:
