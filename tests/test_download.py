@@ -145,6 +145,18 @@ def test_checksum_mismatch_fails_clearly_and_leaves_nothing_complete(server, wat
     assert leftovers(data_dir) == []
     assert not list(data_dir.rglob("*.part")) and not list(data_dir.rglob("watkins.zip"))
     assert not (tmp_path / "lock.json").exists(), "an unverified file must not be recorded"
+    assert len(server.requests_for(ZIP_ROUTE)) == 1, "a fresh download that fails verification is not repeated"
+
+
+def test_stale_partial_file_is_discarded_after_failed_verification(server, watkins_zip, tmp_path):
+    other = make_watkins_zip(tmp_path / "other.zip", seed=5)
+    partial = tmp_path / "data" / ".downloads" / "watkins" / "watkins.zip.part"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(other.zip_path.read_bytes()[:100_000])  # left over from another version of the file
+    cfg = watkins_cfg(server, watkins_zip.zip_path, archive_org_files_xml(ITEM, {"watkins.zip": watkins_zip.zip_path}))
+    datasets.download("watkins", cfg, tmp_path / "data", lock_file=tmp_path / "lock.json")
+    assert [r.range for r in server.requests_for(ZIP_ROUTE)] == ["bytes=100000-", None]
+    assert (tmp_path / "data" / "watkins" / ".complete.json").exists()
 
 
 def test_unpublished_checksum_is_recorded_then_enforced(server, watkins_zip, tmp_path):

@@ -373,12 +373,13 @@ def fetch_file(remote: RemoteFile, dest: str | os.PathLike, expected: Mapping[st
     failures: list[str] = []
     checksum_failed = False
     for url in remote.urls:
-        fresh_retry_done = False
+        fresh_retry_done = resumed = False
         attempt = restarts = 0
         while True:
             try:
-                log.info("fetching %s from %s%s", remote.name, url,
-                         f" (resuming at byte {part.stat().st_size})" if part.exists() else "")
+                offset = part.stat().st_size if part.exists() else 0
+                resumed = resumed or offset > 0
+                log.info("fetching %s from %s%s", remote.name, url, f" (resuming at byte {offset})" if offset else "")
                 _stream_to_part(sess, url, part, timeout, remote.size, _ProgressLogger(remote.name))
             except _RestartFromScratch as err:
                 part.unlink(missing_ok=True)
@@ -407,16 +408,16 @@ def fetch_file(remote: RemoteFile, dest: str | os.PathLike, expected: Mapping[st
                 os.replace(part, dest)
                 return digests
             part.unlink(missing_ok=True)
-            if not fresh_retry_done:
-                # A stale .part from an earlier, different file may have been resumed: try once afresh.
-                fresh_retry_done = True
+            if resumed and not fresh_retry_done:
+                # The resumed .part may hold bytes of an earlier, different file: try once afresh.
+                fresh_retry_done = resumed = True
                 log.warning("%s from %s failed verification (%s); downloading it again from scratch",
                             remote.name, url, "; ".join(problems))
                 continue
             checksum_failed = True
             failures.append(f"{url}: checksum mismatch: {'; '.join(problems)}")
             break
-    kind = ChecksumError if checksum_failed and all("checksum mismatch" in f for f in failures) else DownloadError
+    kind = ChecksumError if checksum_failed else DownloadError
     raise kind(f"could not fetch {remote.name}:\n  " + "\n  ".join(failures))
 
 
@@ -427,7 +428,7 @@ def fetch_file(remote: RemoteFile, dest: str | os.PathLike, expected: Mapping[st
 
 @contextlib.contextmanager
 def _locked(path: Path):
-    """Hold an exclusive advisory lock on ``path.lock`` (two downloads may update one lock file)."""
+    """Hold an exclusive advisory lock beside ``path`` (two downloads may update one lock file)."""
     import fcntl
 
     path.parent.mkdir(parents=True, exist_ok=True)
