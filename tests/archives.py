@@ -517,3 +517,26 @@ class LocalServer:
                 server.requests.append(LoggedRequest(path, range_header, status, len(body)))
 
         return Handler
+
+
+# --------------------------------------------------------------------------------------------
+# Ready-made dataset configs pointing at a LocalServer (for whole-workflow tests)
+# --------------------------------------------------------------------------------------------
+
+
+def serve_watkins(server: LocalServer, info: WatkinsInfo, item: str = "watkins_202104", with_listing: bool = True) -> dict:
+    """Serve ``info.zip_path`` as archive.org does (zip + ``<item>_files.xml``); return a ``type: watkins`` config entry."""
+    url = server.add_file(f"/download/{item}/watkins.zip", info.zip_path)
+    cfg = {"type": "watkins", "urls": [url], "retry_backoff_s": 0.0}
+    if with_listing:
+        listing = archive_org_files_xml(item, {"watkins.zip": info.zip_path})
+        cfg["files_xml"] = server.add_bytes(f"/download/{item}/{item}_files.xml", listing.encode())
+    return cfg
+
+
+def serve_imv(server: LocalServer, info: IMVInfo, record_id: int = 10130104, task: str = "calltype") -> dict:
+    """Serve ``info.archives`` as a Zenodo record; return a ``type: imv`` config entry for its twins."""
+    api = serve_zenodo_record(server, record_id, info.archives)
+    twins = sorted(int(re.search(r"twin_(\d+)", n).group(1)) for n in info.archives if "_twin_" in n)
+    return {"type": "imv", "zenodo_api": api, "zenodo_record": int(record_id), "twins": twins, "task": task,
+            "retry_backoff_s": 0.0}

@@ -324,3 +324,22 @@ def test_folder_predefined_split_column(tmp_path):
     csv.write_text("path,label,split\naudio/bark/bark_000.wav,bark,dev\n")
     with pytest.raises(ValueError, match=r"mine\.csv, line 2: split 'dev' is not train, val or test"):
         datasets.build_manifest("m", cfg, "unused")
+
+
+def test_served_configs_for_workflow_tests(tmp_path):
+    from archives import serve_imv, serve_watkins
+
+    watkins = make_watkins_zip(tmp_path / "srv" / "watkins.zip", files_per_species=3)
+    imv = make_imv_archives(tmp_path / "srv", twins=(3,), calls_per_recording=4)
+    with LocalServer() as server:
+        wcfg, icfg = serve_watkins(server, watkins), serve_imv(server, imv, task="caller")
+        assert icfg["twins"] == [3]
+        for name, cfg in (("watkins", wcfg), ("imv", icfg)):
+            datasets.download(name, cfg, tmp_path / "data", lock_file=tmp_path / "lock.json")
+            datasets.prepare(name, cfg, tmp_path / "data", tmp_path / name / "manifest.csv", tmp_path / name / "leakage.json")
+    assert len(pd.read_csv(tmp_path / "watkins" / "manifest.csv")) == 12
+    imv_manifest = pd.read_csv(tmp_path / "imv" / "manifest.csv")
+    assert set(imv_manifest["label"]) == {"twin3_marmoset1", "twin3_marmoset2"}
+    lock = json.loads((tmp_path / "lock.json").read_text())["files"]
+    assert lock["watkins/watkins.zip"]["verified_against"].startswith("archive.org")
+    assert lock["imv/InfantMarmosetsVox_twin_3.tar.gz"]["verified_against"] == "zenodo"
