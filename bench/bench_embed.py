@@ -1,0 +1,189 @@
+"""Benchmark of the embed step (not a test): throughput, overhead over the bare model, memory.
+
+Uses a full-size HuBERT-base architecture with random weights (``HubertConfig()``, 94M
+parameters, nothing downloaded), run through the real ``random_init`` code path. Prints:
+
+1. clips/s and real-time factor (compute seconds per audio second) of the embed step;
+2. the embed step's time divided by the bare model forward time over the same audio and the
+   same batches (target <= 1.10: preparation, pooling and checks should cost little);
+3. peak memory while embedding one long recording (default 30 minutes) in chunks.
+
+    python bench/bench_embed.py                      # CPU (or CUDA when available)
+    python bench/bench_embed.py --device cuda --long-minutes 30
+    python bench/bench_embed.py --skip-long --clips-per-length 4   # quick
+
+Run from the repository root (or with bioprobe installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
+
+SR = 16000
+
+
+def build_encoder(work: Path, device: str):
+    """HuBERT-base with seeded random weights, through load_encoder's random_init path."""
+    from transformers import HubertConfig
+
+    from bioprobe.encoders import load_encoder
+
+    arch = work / "hubert_base_config"
+    HubertConfig().save_pretrained(arch)  # config.json only
+    mcfg = {"source": "random_init", "of": str(arch), "seed": 0}
+    return load_encoder("hubert_base_random", mcfg, work / "cache", device=device)
+
+
+def synthetic_clips(lengths_s, per_length: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [(0.1 * rng.standard_normal(int(s * SR))).astype(np.float32) for s in lengths_s for _ in range(per_length)]
+
+
+def synchronize(device) -> None:
+    import torch
+
+    if getattr(device, "type", str(device)) == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_embed_step(encoder, clips, opts) -> float:
+    from bioprobe.embed import embed_waves
+
+    synchronize(encoder.device)
+    start = time.perf_counter()
+    feats, _ = embed_waves(encoder, lambda i: clips[i], [len(c) for c in clips], [f"c{i}" for i in range(len(clips))], opts)
+    synchronize(encoder.device)
+    assert np.isfinite(feats).all()
+    return time.perf_counter() - start
+
+
+def time_bare_forward(encoder, clips, opts) -> float:
+    """The model alone on the same batches: no preparation, pooling, checks or copies."""
+    import torch
+
+    from bioprobe.embed import plan_batches
+
+    lengths = [max(len(c), opts["min_samples"]) for c in clips]
+    batches = plan_batches(lengths, opts["batch_size"], int(opts["max_batch_seconds"] * SR), int(opts["chunk_seconds"] * SR))
+    tensors = [torch.from_numpy(np.stack([np.resize(clips[i], lengths[i]) for i in b])).to(encoder.device) for b in batches]
+    synchronize(encoder.device)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for wave in tensors:
+            encoder.model(wave, output_hidden_states=True)
+    synchronize(encoder.device)
+    return time.perf_counter() - start
+
+
+def throughput(args) -> dict:
+    import torch
+
+    from bioprobe.embed import embed_options
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        encoder = build_encoder(Path(tmp), args.device)
+    opts = embed_options({"batch_size": args.batch_size, "precision": args.precision})
+    clips = synthetic_clips(args.lengths, args.clips_per_length)
+    audio_s = sum(len(c) for c in clips) / SR
+    warm = synthetic_clips([1.0], 1, seed=1)
+    time_embed_step(encoder, warm, opts)  # first-call costs (allocator, kernels) out of the figures
+    embed_times, bare_times = [], []
+    for _ in range(args.repeats):  # interleaved, so that load from other processes hits both alike
+        embed_times.append(time_embed_step(encoder, clips, opts))
+        bare_times.append(time_bare_forward(encoder, clips, opts))
+    embed_s, bare_s = min(embed_times), min(bare_times)
+    return {
+        "device": str(encoder.device),
+        "threads": torch.get_num_threads(),
+        "precision": args.precision,
+        "clips": len(clips),
+        "clip_seconds": args.lengths,
+        "batch_size": args.batch_size,
+        "audio_seconds": round(audio_s, 1),
+        "embed_seconds": round(embed_s, 2),
+        "bare_forward_seconds": round(bare_s, 2),
+        "clips_per_second": round(len(clips) / embed_s, 2),
+        "real_time_factor": round(embed_s / audio_s, 4),
+        "embed_over_bare_forward": round(embed_s / bare_s, 3),
+    }
+
+
+def long_recording(args) -> dict:
+    """Embed one long recording in chunks; report the peak memory (run in a fresh process)."""
+    import torch
+
+    from bioprobe.embed import embed_options, embed_waves
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        encoder = build_encoder(Path(tmp), args.device)
+    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    wave = (0.1 * np.random.default_rng(0).standard_normal(int(args.long_minutes * 60 * SR))).astype(np.float32)
+    opts = embed_options({"chunk_seconds": args.chunk_seconds, "precision": args.precision})
+    if encoder.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    feats, stats = embed_waves(encoder, lambda i: wave, [len(wave)], ["long"], opts)
+    elapsed = time.perf_counter() - start
+    out = {
+        "device": str(encoder.device),
+        "recording_minutes": args.long_minutes,
+        "chunk_seconds": args.chunk_seconds,
+        "frames": stats["n_frames"],
+        "seconds": round(elapsed, 1),
+        "real_time_factor": round(elapsed / (len(wave) / SR), 4),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_after_model_load_mb": round(rss_loaded, 1),
+        "audio_array_mb": round(wave.nbytes / 2**20, 1),
+        "finite": bool(np.isfinite(feats).all()),
+    }
+    if encoder.device.type == "cuda":
+        out["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--lengths", type=float, nargs="+", default=[2.0, 4.0, 6.0], help="clip lengths (s)")
+    parser.add_argument("--clips-per-length", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=2, help="timed repeats; the fastest counts")
+    parser.add_argument("--long-minutes", type=float, default=30.0)
+    parser.add_argument("--chunk-seconds", type=float, default=120.0)
+    parser.add_argument("--skip-long", action="store_true")
+    parser.add_argument("--long-only", action="store_true", help=argparse.SUPPRESS)  # the subprocess
+    args = parser.parse_args(argv)
+    if args.device == "auto":
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.long_only:
+        print(json.dumps(long_recording(args)))
+        return 0
+    print("throughput:", json.dumps(throughput(args), indent=2), flush=True)
+    if not args.skip_long:
+        # A fresh process, so that the peak RSS is the long recording's alone.
+        cmd = [sys.executable, __file__, "--long-only", "--device", args.device, "--threads", str(args.threads),
+               "--long-minutes", str(args.long_minutes), "--chunk-seconds", str(args.chunk_seconds), "--precision", args.precision]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        print("long recording:", json.dumps(json.loads(result.stdout.strip().splitlines()[-1]), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
