@@ -24,7 +24,7 @@ from types import ModuleType
 DATASET_TYPES: tuple[str, ...] = ("folder", "watkins", "imv", "abzaliev")
 
 #: Columns every manifest starts with (``split`` is added by :func:`prepare`).
-MANIFEST_COLUMNS: tuple[str, ...] = ("clip_id", "path", "start", "end", "label", "group")
+from .common import MANIFEST_COLUMNS  # noqa: E402  (stdlib-only module: cheap)
 
 #: The split method used when a dataset's config has no ``split.method``.
 DEFAULT_SPLIT_METHOD = {"folder": "stratified", "watkins": "random", "imv": "random", "abzaliev": "random"}
