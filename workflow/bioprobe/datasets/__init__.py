@@ -20,11 +20,10 @@ import os
 from pathlib import Path
 from types import ModuleType
 
+from .common import MANIFEST_COLUMNS  # noqa: F401  (columns every manifest starts with; stdlib-only module)
+
 #: The values ``type:`` may take in a dataset's config entry.
 DATASET_TYPES: tuple[str, ...] = ("folder", "watkins", "imv", "abzaliev")
-
-#: Columns every manifest starts with (``split`` is added by :func:`prepare`).
-from .common import MANIFEST_COLUMNS  # noqa: E402  (stdlib-only module: cheap)
 
 #: The split method used when a dataset's config has no ``split.method``.
 DEFAULT_SPLIT_METHOD = {"folder": "stratified", "watkins": "random", "imv": "random", "abzaliev": "random"}
