@@ -306,3 +306,22 @@ def test_disk_space_estimate(tmp_path):
     assert dl.bytes_needed(remotes, tmp_path) == 3_000 + 4_000
     assert dl.disk_space_problem(7_000, 10_000) is None
     assert "needs about 21.0 GB of free disk (download and extraction), only 5.0 GB" in dl.disk_space_problem(20_000_000_000, 5_000_000_000)
+
+
+def test_lock_file_updates_from_parallel_downloads_are_not_lost(tmp_path):
+    import multiprocessing
+
+    lock = tmp_path / "locks" / "datasets.json"
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_record_many, args=(lock, prefix)) for prefix in ("imv", "watkins")]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+        assert w.exitcode == 0
+    assert len(dl.read_lock(lock)) == 2 * 25
+
+
+def _record_many(lock, prefix):
+    for i in range(25):
+        dl.record_in_lock(lock, f"{prefix}/file{i}", {"sha256": f"{i:064x}", "size": i})
