@@ -5,8 +5,9 @@ import sys
 
 from bioprobe import datasets as bp_datasets
 
-DATA_DIR = config["data_dir"]
-MODEL_CACHE = config["model_cache"]
+# Normalised, so that paths built here and by the library compare equal ("data/" == "data").
+DATA_DIR = os.path.normpath(config["data_dir"])
+MODEL_CACHE = os.path.normpath(config["model_cache"])
 RESULTS = "results"
 LOGS = "logs"
 BENCH = f"{RESULTS}/benchmarks"
