@@ -186,6 +186,8 @@ def test_bad_entries_give_clear_errors(tiny, tmp_path):
         load_encoder("m", {"source": "mfcc", "n_mfcc": 80, "n_mels": 40}, tmp_path)
     with pytest.raises(ValueError, match="must be a huggingface or aves model"):
         resolve_architecture("r", {"source": "random_init", "of": "lm"}, {"lm": {"source": "logmel"}})
+    with pytest.raises(ValueError, match="neither a model under models"):
+        load_encoder("r", {"source": "random_init", "of": "hubert"}, tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_encoder("m", {"source": "huggingface", "id": str(tmp_path / "nowhere")}, tmp_path)
 

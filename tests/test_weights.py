@@ -309,3 +309,13 @@ def test_embed_file_records_the_commit(hub, tiny, tmp_path):
     embed_dataset(audio, tmp_path / "emb.h5", "hubert", mcfg, {}, tmp_path / "cache", progress=False)
     _, _, attrs = read_embeddings(tmp_path / "emb.h5")
     assert (attrs["id"], attrs["revision"], attrs["commit"]) == ("org/tiny-hubert", "main", COMMIT_A)
+
+
+def test_aves_new_url_with_the_same_file_name_is_fetched_anew(hub, tiny, tmp_path):
+    config, weights = tiny["aves"]
+    other = save_tiny_aves_model(tmp_path / "other", seed=5)[1]
+    config_url = hub.add_file("/c/model_config.json", config.read_bytes())
+    v1 = {"source": "aves", "config_url": config_url, "weights_url": hub.add_file("/v1/aves.pt", weights.read_bytes())}
+    v2 = {**v1, "weights_url": hub.add_file("/v2/aves.pt", other.read_bytes())}
+    assert fetch_weights("aves", v1, tmp_path / "cache")["files"]["weights"]["sha256"] == sha256_file(weights)
+    assert fetch_weights("aves", v2, tmp_path / "cache")["files"]["weights"]["sha256"] == sha256_file(other)

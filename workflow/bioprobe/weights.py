@@ -258,7 +258,8 @@ def fetch_aves_files(name: str, mcfg: Mapping, cache_dir: Path, prior: dict | No
     for key, url in wanted.items():
         dest = cache_dir / AVES_SUBDIR / name / url_filename(url)
         pinned = mcfg.get(f"{key}_sha256") or (prior or {}).get("files", {}).get(key, {}).get("sha256")
-        if not dest.exists() or (pinned and sha256_file(dest) != pinned):
+        # Without a checksum to trust, a file already at dest may come from another URL: fetch anew.
+        if not dest.exists() or not pinned or sha256_file(dest) != pinned:
             try:
                 download_url(url, dest)
             except Exception as err:

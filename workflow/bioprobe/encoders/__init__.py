@@ -112,6 +112,11 @@ def resolve_architecture(name: str, mcfg: Mapping, models: Mapping | None = None
     elif isinstance(of, str) and models is not None and of in models:
         base = dict(models[of])
     elif isinstance(of, str) and of:
+        if "/" not in of and not is_local_path(of):
+            raise ValueError(
+                f"model {name!r}: random_init of={of!r} is neither a model under models: "
+                f"{'(pass the models: section) ' if models is None else ''}nor a Hugging Face id (org/name) nor a folder"
+            )
         base = {"source": "huggingface", "id": of, "revision": mcfg.get("revision", "main")}
     else:
         raise ValueError(f"model {name!r}: random_init needs `of` (a model name, Hugging Face id or folder)")
