@@ -217,3 +217,23 @@ def test_study_defaults():
     assert cfg["hidden_sizes"] == [128, 64, 32] and cfg["epochs"] == 30 and cfg["lr"] == 1e-3
     assert cfg["batch_size"] == 16 and cfg["patience"] == 10 and cfg["lr_factor"] == 0.1 and cfg["lr_patience"] == 10
     assert cfg["evaluate"] == "best" and cfg["seeds"] == [42]
+
+
+def test_schema_and_code_accept_the_same_keys():
+    from pathlib import Path
+
+    import jsonschema
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    schema = yaml.safe_load((root / "workflow/schemas/probes.schema.yaml").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    assert set(schema["properties"]) == set().union(*probe._ALLOWED_KEYS.values())
+    example = {**probe._COMMON_DEFAULTS, **probe._TRAINED_DEFAULTS, **probe._KNN_DEFAULTS}
+    for probe_type, keys in probe._ALLOWED_KEYS.items():
+        for key in set(schema["properties"]) - {"type"}:
+            entry = {"type": probe_type, key: example[key]}
+            assert validator.is_valid(entry) == (key in keys), (probe_type, key)
+    for name, entry in yaml.safe_load((root / "config.yaml").read_text())["probes"].items():
+        validator.validate(entry)
+        probe.resolve_probe_config(name, entry)
