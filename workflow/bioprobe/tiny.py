@@ -108,8 +108,19 @@ def legacy_weight_norm_keys(state_dict: dict) -> dict:
     return renamed
 
 
-def save_tiny_aves_model(out_dir, seed: int = 0, legacy_keys: bool = True) -> tuple[Path, Path]:
-    """Save a tiny AVES-format model: ``(model_config.json, state dict .pt)`` paths."""
+def save_tiny_aves_model(
+    out_dir,
+    seed: int = 0,
+    legacy_keys: bool = True,
+    config_name: str = "config.json",
+    weights_name: str = "model.pt",
+) -> tuple[Path, Path]:
+    """Save a tiny AVES-format model: ``(config JSON, state dict .pt)`` paths in ``out_dir``.
+
+    The content has the port's format (the real files are named
+    ``aves-base-bio.torchaudio.model_config.json`` and ``aves-base-bio.torchaudio.pt``; any
+    name works, the lock records the URL).
+    """
     import torch
     from torchaudio.models import wav2vec2_model
 
@@ -121,8 +132,8 @@ def save_tiny_aves_model(out_dir, seed: int = 0, legacy_keys: bool = True) -> tu
         state = legacy_weight_norm_keys(state)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    config_path = out_dir / "aves-tiny.torchaudio.model_config.json"
-    weights_path = out_dir / "aves-tiny.torchaudio.pt"
+    config_path = out_dir / config_name
+    weights_path = out_dir / weights_name
     config_path.write_text(json.dumps(config, indent=2) + "\n")
     torch.save(state, weights_path)
     return config_path, weights_path
