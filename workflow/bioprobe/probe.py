@@ -394,6 +394,41 @@ def predict_logits(model: StackedMLP, tensors, features, rows, group_layer, mix:
     return torch.cat(out, dim=1)
 
 
+def _adam_for(tensors, lrs, cfg):
+    """One Adam parameter group per group g: row views ``t[g]`` of the stacked tensors.
+
+    Updating the views in place updates the stacked tensors that the forward pass reads.
+    Returns ``(optimizer, views)`` with ``views[g]`` the parameter list of group g.
+    """
+    import torch
+
+    views = [[t.detach()[g] for t in tensors] for g in range(len(lrs))]
+    optimizer = torch.optim.Adam(
+        [{"params": params, "lr": float(lr)} for params, lr in zip(views, lrs)],
+        lr=float(cfg["lr"]),
+        weight_decay=float(cfg["weight_decay"]),
+        fused=True,  # one pass over memory per group; elementwise, so grouping cannot change results
+    )
+    return optimizer, views
+
+
+def _drop_stopped_groups(model, optimizer, views, keep: np.ndarray, lrs, cfg):
+    """Shrink the stacked tensors to the groups in ``keep`` (local indices), moving their Adam state.
+
+    Stopped groups then cost no compute; the kept groups' values are unchanged.
+    """
+    import torch
+
+    rows = torch.as_tensor(keep, device=model.tensors[0].device)
+    model.tensors = [t.detach()[rows].clone().requires_grad_(True) for t in model.tensors]
+    new_optimizer, new_views = _adam_for(model.tensors, lrs, cfg)
+    for new_g, old_g in enumerate(keep):
+        for new_p, old_p in zip(new_views[new_g], views[old_g]):
+            if old_p in optimizer.state:
+                new_optimizer.state[new_p] = optimizer.state[old_p]
+    return new_optimizer, new_views
+
+
 def train_stacked(
     features,
     labels,
@@ -406,38 +441,32 @@ def train_stacked(
     mix_layers: int | None = None,
     log=None,
 ) -> tuple[StackedMLP, TrainedProbes]:
-    """Train G probes at once; group g reads layer ``group_layer[g]`` (ignored when mixing).
+    """Train G probes at once; group g reads layer column ``group_layer[g]`` (ignored when mixing).
 
     ``features [n, L, D]`` (z-scored, torch, on the device), ``labels [n]`` (torch int64),
     ``train_rows``/``val_rows`` clip indices (torch int64). ``group_seeds[g]`` seeds group g's
-    generator (see :func:`group_seed`). Returns the model and the chosen parameters.
+    generator (see :func:`group_seed`). Groups that early-stop are dropped from the stacked
+    tensors at the end of the epoch (their chosen weights are kept). Returns the model (for its
+    forward) and the chosen parameters of all G groups.
     """
     import torch
     import torch.nn.functional as F
 
     # Adam's second moments and late-epoch gradients underflow into denormal floats, which are
-    # 10-50x slower on x86 CPUs; flushing them to zero changes no result that matters here.
+    # many times slower on x86 CPUs; flushing them to zero changes no result that matters here.
     torch.set_flush_denormal(True)
     device = features.device
     n_groups = len(group_seeds)
     generators = [torch.Generator().manual_seed(s) for s in group_seeds]
-    in_dim = features.shape[-1]
-    model = StackedMLP(in_dim, cfg["hidden_sizes"], n_classes, mix_layers=mix_layers)
+    model = StackedMLP(features.shape[-1], cfg["hidden_sizes"], n_classes, mix_layers=mix_layers)
     model.init(generators, device)
     mix = bool(mix_layers)
 
     lr = np.full(n_groups, float(cfg["lr"]))
-    # Row views of the stacked tensors: Adam updates them in place, the stacked forward sees it.
-    group_params = [[t.detach()[g] for t in model.tensors] for g in range(n_groups)]
-    optimizer = torch.optim.Adam(
-        [{"params": params, "lr": lr[g]} for g, params in enumerate(group_params)],
-        lr=float(cfg["lr"]),
-        weight_decay=float(cfg["weight_decay"]),
-        fused=True,  # one pass over memory per group; elementwise, so grouping cannot change results
-    )
-
-    best = [t.detach().clone() for t in model.tensors]
-    active = np.ones(n_groups, dtype=bool)
+    alive = np.arange(n_groups)  # original index of each group still training (= row of model.tensors)
+    optimizer, views = _adam_for(model.tensors, lr, cfg)
+    best = [t.detach().clone() for t in model.tensors]  # [G, ...], original group order
+    last = [t.detach().clone() for t in model.tensors]
     best_uar = np.full(n_groups, -np.inf)
     best_epoch = np.zeros(n_groups, dtype=np.int64)
     epochs_run = np.zeros(n_groups, dtype=np.int64)
@@ -450,70 +479,81 @@ def train_stacked(
     batch_size = int(cfg["batch_size"])
     y_val = labels[val_rows].cpu().numpy()
     for epoch in range(cfg["epochs"]):
-        # One permutation per group; drawn for stopped groups too, so a group's stream never
-        # depends on when the others stopped.
-        order = torch.stack([torch.randperm(n_train, generator=gen) for gen in generators]).to(device)
-        order = train_rows[order]  # [G, n_train] clip indices
-        active_t = torch.as_tensor(active, device=device)
-        loss_sum = torch.zeros(n_groups, device=device)
+        n_alive = alive.shape[0]
+        layer_alive = group_layer[torch.as_tensor(alive, device=device)]
+        # one permutation per group from its own generator: its batch order is its own
+        order = torch.stack([torch.randperm(n_train, generator=generators[g]) for g in alive]).to(device)
+        order = train_rows[order]  # [G_alive, n_train] clip indices
+        loss_sum = torch.zeros(n_alive, device=device)
         for start in range(0, n_train, batch_size):
-            index = order[:, start : start + batch_size]  # [G, B]
-            x = _gather_groups(features, index, group_layer, mix)
-            logits = model.forward(x)  # [G, B, C]
+            index = order[:, start : start + batch_size]  # [G_alive, B]
+            logits = model.forward(_gather_groups(features, index, layer_alive, mix))  # [G_alive, B, C]
             loss = F.cross_entropy(logits.reshape(-1, n_classes), labels[index].reshape(-1), reduction="none")
-            loss = loss.view(n_groups, -1).mean(dim=1)  # [G]
+            loss = loss.view(n_alive, -1).mean(dim=1)  # [G_alive]: each group's own mean batch loss
             loss_sum += loss.detach() * index.shape[1]
             for t in model.tensors:
                 t.grad = None
-            (loss * active_t).sum().backward()
-            for g in range(n_groups):
-                for p, t in zip(group_params[g], model.tensors):
-                    p.grad = t.grad[g] if active[g] else None
+            loss.sum().backward()  # the gradient w.r.t. a group's parameters is its own loss's
+            for params, g in zip(views, range(n_alive)):
+                for p, t in zip(params, model.tensors):
+                    p.grad = t.grad[g]
             optimizer.step()
 
-        logits = predict_logits(model, None, features, val_rows, group_layer, mix)  # [G, n_val, C]
+        logits = predict_logits(model, None, features, val_rows, layer_alive, mix)  # [G_alive, n_val, C]
         val_loss = F.cross_entropy(
-            logits.reshape(-1, n_classes), labels[val_rows].repeat(n_groups), reduction="none"
-        ).view(n_groups, -1).mean(dim=1).cpu().numpy()
+            logits.reshape(-1, n_classes), labels[val_rows].repeat(n_alive), reduction="none"
+        ).view(n_alive, -1).mean(dim=1).cpu().numpy()
         val_uar = _uar_per_group(y_val, logits.argmax(dim=-1).cpu().numpy(), n_classes)
-        history["val_uar"][epoch, active] = val_uar[active]
-        history["val_loss"][epoch, active] = val_loss[active]
-        history["lr"][epoch, active] = lr[active]
-        history["train_loss"][epoch, active] = (loss_sum.cpu().numpy() / n_train)[active]
-        epochs_run[active] += 1
+        history["val_uar"][epoch, alive] = val_uar
+        history["val_loss"][epoch, alive] = val_loss
+        history["lr"][epoch, alive] = lr[alive]
+        history["train_loss"][epoch, alive] = loss_sum.cpu().numpy() / n_train
+        epochs_run[alive] += 1
 
-        improved = active & (val_uar > best_uar)
-        best_uar[improved] = val_uar[improved]
-        best_epoch[improved] = epoch + 1
-        wait[improved] = 0
-        wait[active & ~improved] += 1
+        improved = val_uar > best_uar[alive]  # local mask over alive groups
+        best_uar[alive[improved]] = val_uar[improved]
+        best_epoch[alive[improved]] = epoch + 1
+        wait[alive[improved]] = 0
+        wait[alive[~improved]] += 1
         if improved.any():
-            mask = torch.as_tensor(improved, device=device)
+            local = torch.as_tensor(np.flatnonzero(improved), device=device)
+            target = torch.as_tensor(alive[improved], device=device)
             for keep, t in zip(best, model.tensors):
-                keep.copy_(torch.where(mask.view(-1, *[1] * (t.dim() - 1)), t.detach(), keep))
+                keep[target] = t.detach()[local]
 
-        better_loss = active & (val_loss < plateau_best * (1.0 - 1e-4))
-        plateau_best[better_loss] = val_loss[better_loss]
-        plateau_bad[better_loss] = 0
-        plateau_bad[active & ~better_loss] += 1
-        reduce = active & (plateau_bad > cfg["lr_patience"])
-        for g in np.flatnonzero(reduce):
-            new_lr = lr[g] * cfg["lr_factor"]
-            if lr[g] - new_lr > 1e-8:
-                lr[g] = new_lr
-                optimizer.param_groups[g]["lr"] = new_lr
-            plateau_bad[g] = 0
+        better_loss = val_loss < plateau_best[alive] * (1.0 - 1e-4)
+        plateau_best[alive[better_loss]] = val_loss[better_loss]
+        plateau_bad[alive[better_loss]] = 0
+        plateau_bad[alive[~better_loss]] += 1
+        for local_g, g in enumerate(alive):
+            if plateau_bad[g] > cfg["lr_patience"]:
+                new_lr = lr[g] * cfg["lr_factor"]
+                if lr[g] - new_lr > 1e-8:
+                    lr[g] = new_lr
+                    optimizer.param_groups[local_g]["lr"] = new_lr
+                plateau_bad[g] = 0
 
-        if cfg["patience"] is not None:
-            active &= wait < cfg["patience"]
+        stopping = np.zeros(n_alive, dtype=bool) if cfg["patience"] is None else wait[alive] >= cfg["patience"]
+        if epoch + 1 == cfg["epochs"]:
+            stopping[:] = True
+        if stopping.any():
+            local = torch.as_tensor(np.flatnonzero(stopping), device=device)
+            target = torch.as_tensor(alive[stopping], device=device)
+            for keep, t in zip(last, model.tensors):
+                keep[target] = t.detach()[local]
         if log is not None:
-            log(f"epoch {epoch + 1}: val UAR {np.round(val_uar, 4).tolist()}, {int(active.sum())}/{n_groups} groups active")
-        if not active.any():
+            log(f"epoch {epoch + 1}: val UAR {dict(zip(alive.tolist(), np.round(val_uar, 4).tolist()))}, "
+                f"{int((~stopping).sum())}/{n_groups} groups still training")
+        if stopping.all():
             break
+        if stopping.any():
+            keep_local = np.flatnonzero(~stopping)
+            optimizer, views = _drop_stopped_groups(model, optimizer, views, keep_local, lr[alive[keep_local]], cfg)
+            alive = alive[keep_local]
 
-    chosen = best if cfg["evaluate"] == "best" else [t.detach().clone() for t in model.tensors]
+    model.tensors = best if cfg["evaluate"] == "best" else last
     epoch_of_choice = best_epoch if cfg["evaluate"] == "best" else epochs_run
-    return model, TrainedProbes(chosen, epoch_of_choice.copy(), epochs_run, history)
+    return model, TrainedProbes(model.tensors, epoch_of_choice.copy(), epochs_run, history)
 
 
 # --------------------------------------------------------------------------------------------
