@@ -65,3 +65,13 @@ def test_missing_and_broken_files(tmp_path):
     bad.write_text("datasets: [unclosed\n")
     with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
         load_config(bad)
+
+
+def test_key_order_does_not_matter_but_entry_order_is_kept():
+    raw = study_config()
+    shuffled = copy.deepcopy(raw)
+    shuffled["models"] = {name: dict(reversed(list(entry.items()))) for name, entry in raw["models"].items()}
+    shuffled["embed"] = dict(reversed(list(raw["embed"].items())))
+    a, b = validate_config(raw), validate_config(shuffled)
+    assert repr(a) == repr(b)
+    assert list(a["models"]) == list(raw["models"])  # legend and table order as written

@@ -124,7 +124,7 @@ def changed_config(tmp_path, change) -> Path:
     config = yaml.safe_load(DEMO_CONFIG.read_text())
     change(config)
     path = tmp_path / "changed.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=True))  # key order must not matter
     return path
 
 

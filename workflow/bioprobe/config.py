@@ -97,7 +97,7 @@ def validate_config(config: dict, schema_dir: Path = SCHEMA_DIR) -> dict:
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in _leaf_errors(errors)))
     _check_references(config)
-    return config
+    return canonical_order(config)
 
 
 def _leaf_errors(errors):
@@ -131,6 +131,33 @@ def _check_references(config: dict) -> None:
         for model in fcfg.get("models") or []:
             if model not in models:
                 raise ConfigError(f"config key 'fusion.{name}.models': {model!r} is not a model of this config")
+
+
+# Sections whose entry order means something (figure legends, table rows): kept as written.
+ORDERED_SECTIONS = ("datasets", "models", "probes", "fusion")
+
+
+def canonical_order(config: dict) -> dict:
+    """Sort the keys of every setting dict, keeping the order of entries in ORDERED_SECTIONS.
+
+    Snakemake re-runs a job when its params change, and a dict's repr depends on key order:
+    with canonical order, re-ordering keys in config.yaml changes nothing downstream.
+    """
+
+    def sort(node):
+        if isinstance(node, dict):
+            return {k: sort(node[k]) for k in sorted(node, key=str)}
+        if isinstance(node, list):
+            return [sort(v) for v in node]
+        return node
+
+    out = {}
+    for key, value in config.items():
+        if key in ORDERED_SECTIONS and isinstance(value, dict):
+            out[key] = {name: sort(entry) for name, entry in value.items()}
+        else:
+            out[key] = sort(value)
+    return out
 
 
 def load_config(path: str | Path) -> dict:
