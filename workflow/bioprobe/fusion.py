@@ -23,6 +23,7 @@ Outputs (in the fusion's ``out_dir``): the same files as a probe job (``scores.c
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,8 @@ from .probe import (
     resolve_probe_config,
     write_probe_outputs,
 )
+
+LOG = logging.getLogger(__name__)
 
 FUSION_METHODS = ("concat_best", "late_average")
 
@@ -203,6 +206,8 @@ def run_fusion(
     models = fusion_models(fusion_name, cfg, list(probe_dirs))
     chosen = choose_best_layers(models, probe_dirs)
     ids = {"dataset": dataset, "model": fusion_name, "probe": probe_name}
+    LOG.info("fusion %s (%s) on %s: best layers %s", fusion_name, cfg["method"], dataset,
+             {m: c["layer"] for m, c in chosen.items()})
     if cfg["method"] == "concat_best":
         missing = [m for m in models if m not in embeddings]
         if missing:

@@ -34,6 +34,7 @@ Probe types (``probes:`` entries of config.yaml; see docs/probes.md):
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import bootstrap_indices, percentile_interval, uar_of_resamples
+
+LOG = logging.getLogger(__name__)
 
 #: The ``layer`` value of results that use all layers at once (weighted_sum, fusion).
 ALL_LAYERS = -1
@@ -455,6 +458,7 @@ def train_stacked(
     # Adam's second moments and late-epoch gradients underflow into denormal floats, which are
     # many times slower on x86 CPUs; flushing them to zero changes no result that matters here.
     torch.set_flush_denormal(True)
+    log = log or LOG.info
     device = features.device
     n_groups = len(group_seeds)
     generators = [torch.Generator().manual_seed(s) for s in group_seeds]
@@ -541,9 +545,8 @@ def train_stacked(
             target = torch.as_tensor(alive[stopping], device=device)
             for keep, t in zip(last, model.tensors):
                 keep[target] = t.detach()[local]
-        if log is not None:
-            log(f"epoch {epoch + 1}: val UAR {dict(zip(alive.tolist(), np.round(val_uar, 4).tolist()))}, "
-                f"{int((~stopping).sum())}/{n_groups} groups still training")
+        log(f"epoch {epoch + 1}: val UAR by group {dict(zip(alive.tolist(), np.round(val_uar, 4).tolist()))}, "
+            f"{int((~stopping).sum())}/{n_groups} groups still training")
         if stopping.all():
             break
         if stopping.any():
@@ -919,9 +922,14 @@ def run_probe_job(
     cfg = resolve_probe_config(probe_name, probe_cfg)
     data = load_probe_data(embeddings_h5, manifest_csv, cfg["layers"])
     ids = {"dataset": dataset, "model": model, "probe": probe_name}
+    device = resolve_device(device)
+    LOG.info("probe %s on %s/%s: %d clips (train %d, val %d, test %d), %d layers x %d dims, %d classes, seeds %s, device %s",
+             probe_name, dataset, model, len(data.clip_ids), *(data.indices(s).shape[0] for s in SPLITS),
+             data.features.shape[1], data.features.shape[2], len(data.classes), cfg["seeds"], device)
     with _Settings(threads):
-        result = fit_probe(data, cfg, resolve_device(device), log)
+        result = fit_probe(data, cfg, device, log)
     write_probe_outputs(out_dir, data, result, ids, cfg, extra_attrs={"probe_type": cfg["type"]})
+    LOG.info("probe %s on %s/%s: wrote %s", probe_name, dataset, model, out_dir)
 
 
 def read_scores(path) -> "pandas.DataFrame":  # noqa: F821
