@@ -297,3 +297,19 @@ def test_budget_predicts_the_embedding_file_size(tiny, tmp_path, capsys):
     main(["--config", str(Path(__file__).resolve().parents[1] / "config.yaml"), "--results", str(results)])
     out = capsys.readouterr().out
     assert "watkins      hubert" in out and "     60 " in out and "not prepared yet" in out
+
+
+def test_long_clips_are_read_span_by_span_and_checked(tiny, tmp_path):
+    clips = tone_clips([16000 * 3, 8000])
+    clips["silent"] = np.zeros(16000 * 3, np.float32)
+    audio = write_audio(tmp_path / "audio16k.h5", clips)
+    out = tmp_path / "emb.h5"
+    embed_dataset(audio, out, "logmel", tiny["logmel"], {"chunk_seconds": 1}, tmp_path, progress=False)
+    feats, ids, attrs = read_embeddings(out)
+    assert attrs["n_chunked"] == 2 and np.isfinite(feats).all()
+    np.testing.assert_allclose(feats[ids.index("silent"), 0, :64], np.log(1e-6), rtol=1e-5)  # zeros, not NaN
+
+    clips["clip00"][30_000] = np.nan
+    audio = write_audio(tmp_path / "bad.h5", clips)
+    with pytest.raises(ValueError, match=r"clip 'clip00' in .*bad\.h5: audio contains NaN"):
+        embed_dataset(audio, tmp_path / "bad_emb.h5", "logmel", tiny["logmel"], {"chunk_seconds": 1}, tmp_path, progress=False)

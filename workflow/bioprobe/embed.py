@@ -266,11 +266,13 @@ def embed_waves(
     frame_sink: FrameSpill | None = None,
     progress: bool = False,
     source: str = "",
+    get_span: Callable[[int, int, int], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Pooled features ``[n_clips, n_layers, 2 * dim]`` float32 of every clip, plus run statistics.
 
     ``get_wave(i)`` returns clip ``i``'s raw samples; ``lengths[i]`` its length. ``opts`` is
-    :func:`embed_options`' result.
+    :func:`embed_options`' result. ``get_span(i, start, end)``, if given, reads part of a clip:
+    long clips are then read chunk by chunk, so memory stays bounded whatever their length.
     """
     from tqdm import tqdm
 
@@ -283,33 +285,67 @@ def embed_waves(
     features = np.zeros((len(clip_ids), encoder.n_layers, 2 * encoder.dim), dtype=np.float32)
     stats = {"n_repeat_padded": 0, "n_chunked": 0, "n_batches": len(batches), "n_frames": 0}
     bar = tqdm(total=len(clip_ids), unit="clip", desc=f"embed {encoder.name}", disable=not progress, file=sys.stderr, mininterval=2.0)
+    if get_span is None:
+        get_span = lambda i, start, end: get_wave(i)[start:end]  # noqa: E731
     for batch in batches:
         ids = [clip_ids[i] for i in batch]
+        if padded[batch[0]] > chunk_samples:  # a long clip, alone
+            i = batch[0]
+            read = LongClipReader(lambda start, end, i=i: get_span(i, start, end), int(lengths[i]), clip_ids[i], opts["peak_normalize"], chunk_samples, source)
+            features[i] = embed_long_clip(encoder, read, ids[0], opts, chunk_samples, overlap_samples, min_samples, frame_sink, source, stats)
+            stats["n_chunked"] += 1
+            bar.update(1)
+            continue
         waves = [prepare_clip(get_wave(i), clip_ids[i], min_samples, opts["peak_normalize"], source) for i in batch]
         stats["n_repeat_padded"] += sum(int(lengths[i]) < min_samples for i in batch)
-        if padded[batch[0]] > chunk_samples:
-            features[batch[0]] = embed_long_clip(encoder, waves[0], ids[0], opts, chunk_samples, overlap_samples, min_samples, frame_sink, source, stats)
-            stats["n_chunked"] += 1
-        else:
-            out = forward_checked(encoder, np.stack(waves), ids, opts["precision"], source)  # [L, B, T, D]
-            count, mean, m2 = batch_moments(out)  # [B, L, D] each
-            features[batch] = finalize_mean_std(count, mean, m2)
-            stats["n_frames"] += count * len(batch)
-            if frame_sink is not None:
-                for j, cid in enumerate(ids):
-                    frame_sink.append(cid, out[:, j])
+        out = forward_checked(encoder, np.stack(waves), ids, opts["precision"], source)  # [L, B, T, D]
+        count, mean, m2 = batch_moments(out)  # [B, L, D] each
+        features[batch] = finalize_mean_std(count, mean, m2)
+        stats["n_frames"] += count * len(batch)
+        if frame_sink is not None:
+            for j, cid in enumerate(ids):
+                frame_sink.append(cid, out[:, j])
         bar.update(len(batch))
     bar.close()
     return features, stats
 
 
-def embed_long_clip(encoder, wave, clip_id, opts, chunk_samples, overlap_samples, min_samples, frame_sink, source, stats) -> np.ndarray:
+class LongClipReader:
+    """Reads a long clip span by span, checked and peak-normalised like :func:`prepare_clip`.
+
+    The peak is found in a first pass over blocks, so no more than one block or chunk of the
+    clip is in memory at a time.
+    """
+
+    def __init__(self, read_span: Callable[[int, int], np.ndarray], length: int, clip_id: str, peak_normalize: bool, block: int, source: str = ""):
+        self.read_span = read_span
+        self.length = length
+        self.where = f"clip {clip_id!r}" + (f" in {source}" if source else "")
+        self.scale = 1.0
+        if peak_normalize:
+            peak = 0.0
+            for start in range(0, length, block):
+                peak = max(peak, float(np.abs(self._checked(start, min(start + block, length))).max()))
+            self.scale = 1.0 / peak if peak > 0 else 1.0  # a silent clip stays zeros
+
+    def _checked(self, start: int, end: int) -> np.ndarray:
+        wave = np.asarray(self.read_span(start, end), dtype=np.float32)
+        if not np.isfinite(wave).all():
+            raise ValueError(f"{self.where}: audio contains NaN or Inf samples")
+        return wave
+
+    def __call__(self, start: int, end: int) -> np.ndarray:
+        wave = self._checked(start, end)
+        return wave * np.float32(self.scale) if self.scale != 1.0 else wave
+
+
+def embed_long_clip(encoder, read: LongClipReader, clip_id, opts, chunk_samples, overlap_samples, min_samples, frame_sink, source, stats) -> np.ndarray:
     """Pooled ``[n_layers, 2 * dim]`` of one long clip, embedded chunk by chunk (streamed pooling)."""
     hop = encoder.hop_samples
-    spans = chunk_spans(wave.shape[0], chunk_samples, overlap_samples, hop, min_samples)
+    spans = chunk_spans(read.length, chunk_samples, overlap_samples, hop, min_samples)
     acc = StreamingMeanStd()
     for k, (start, end) in enumerate(spans):
-        out = forward_checked(encoder, wave[None, start:end], [clip_id], opts["precision"], source)
+        out = forward_checked(encoder, read(start, end)[None], [clip_id], opts["precision"], source)
         lo, hi = owned_frames(spans, k, hop)
         kept = out[:, 0, lo:hi]  # [L, frames owned by this chunk, D]
         acc.update(kept)
@@ -392,6 +428,7 @@ def embed_dataset(
     CPU threads; ``models`` (the ``models:`` section) resolves ``random_init``'s ``of``.
     Writes ``features [n_clips, n_layers, 2 * dim]`` and ``clip_id`` in the audio file's order.
     """
+    import h5py
     import torch
 
     from .encoders import load_encoder, resolve_device
@@ -411,9 +448,12 @@ def embed_dataset(
                 raise ValueError(f"{audio_h5}: sample rate {audio.sample_rate} Hz, model {name!r} needs {encoder.sample_rate} Hz")
             if len(audio) == 0:
                 raise ValueError(f"{audio_h5}: no clips to embed")
-            features, stats = embed_waves(
-                encoder, lambda i: audio[i], audio.lengths, audio.clip_ids, opts, spill, progress, str(audio_h5)
-            )
+            with h5py.File(audio_h5, "r") as raw:  # slices of one clip, for long recordings
+                samples, offsets = raw["samples"], audio.offsets
+                features, stats = embed_waves(
+                    encoder, lambda i: audio[i], audio.lengths, audio.clip_ids, opts, spill, progress, str(audio_h5),
+                    get_span=lambda i, start, end: samples[offsets[i] + start : offsets[i] + end],
+                )
             stats["embed_seconds"] = round(time.perf_counter() - started, 3)
             stats["audio_seconds"] = round(float(np.sum(audio.lengths)) / audio.sample_rate, 3)
             attrs = embedding_attrs(encoder, opts, audio.attrs, os.fspath(audio_h5), stats)
