@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bioprobe.encoders import MODEL_SOURCES, check_source, load_encoder, resolve_architecture
+from bioprobe.encoders import MODEL_SOURCES, check_source, load_encoder, resolve_architecture, resolve_model_entry
 from bioprobe.tiny import save_tiny_aves_model, save_tiny_hf_model
 from bioprobe.weights import read_lock
 
@@ -206,3 +206,15 @@ def test_unsupported_model_type_and_missing_weights_are_errors(tmp_path):
     save_file({k: v for k, v in state.items() if "encoder.layers.1." not in k}, broken / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(ValueError, match="lacks encoder weights"):
         load_encoder("broken", {"source": "huggingface", "id": str(broken)}, tmp_path / "cache")
+
+
+def test_resolve_model_entry_inlines_random_init_architecture(tiny, tmp_path):
+    models = {"hubert": {**entry(tiny, "hubert"), "label": "HuBERT"}, "rand": {"source": "random_init", "of": "hubert", "seed": 7}}
+    resolved = resolve_model_entry("rand", models)
+    assert resolved["of"] == entry(tiny, "hubert")  # descriptive keys dropped
+    assert resolve_model_entry("hubert", models) == models["hubert"]
+    encoder = load_encoder("rand", resolved, tmp_path / "cache")  # no models= needed
+    named = load_encoder("rand2", models["rand"], tmp_path / "cache", models=models)
+    assert encoder.provenance["weights_sha256"] == named.provenance["weights_sha256"]
+    with pytest.raises(KeyError, match="not under models"):
+        resolve_model_entry("nope", models)

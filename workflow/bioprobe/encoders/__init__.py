@@ -127,6 +127,25 @@ def resolve_architecture(name: str, mcfg: Mapping, models: Mapping | None = None
     return base
 
 
+DESCRIPTIVE_KEYS = ("label", "group", "base")
+
+
+def resolve_model_entry(name: str, models: Mapping) -> dict:
+    """Model ``name``'s entry, self-contained: a ``random_init``'s ``of: <model name>`` is inlined.
+
+    Lets the workflow pass one entry to :func:`bioprobe.weights.fetch_weights`,
+    :func:`load_encoder` and :func:`bioprobe.embed.embed_dataset` without the whole
+    ``models:`` section. Cheap (no torch): usable at Snakefile parse time.
+    """
+    if name not in models:
+        raise KeyError(f"model {name!r} is not under models: (known: {', '.join(models)})")
+    entry = dict(models[name])
+    of = entry.get("of")
+    if entry.get("source") == "random_init" and isinstance(of, str) and of in models:
+        entry["of"] = {k: v for k, v in models[of].items() if k not in DESCRIPTIVE_KEYS}
+    return entry
+
+
 def resolve_device(device: str | None = "auto"):
     """``auto`` -> CUDA when available, else CPU; ``cpu`` / ``cuda`` / ``cuda:N`` as given."""
     import torch
