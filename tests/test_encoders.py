@@ -5,7 +5,6 @@ Tolerance: batched vs one-clip-at-a-time outputs agree within 1e-5 (float32 on C
 
 import json
 
-import numpy as np
 import pytest
 import torch
 

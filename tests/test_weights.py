@@ -7,7 +7,6 @@ AVES URLs, so the real download code runs end to end without the internet.
 
 import hashlib
 import json
-import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
