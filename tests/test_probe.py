@@ -237,3 +237,21 @@ def test_schema_and_code_accept_the_same_keys():
     for name, entry in yaml.safe_load((root / "config.yaml").read_text())["probes"].items():
         validator.validate(entry)
         probe.resolve_probe_config(name, entry)
+
+
+def test_layer_subset_is_read_in_the_asked_order(dataset_files, tmp_path):
+    root, features, labels, split = dataset_files
+    data = probe.load_probe_data(root / "emb.h5", root / "manifest.csv", layers=[2, 0])
+    np.testing.assert_array_equal(data.features, features[:, [2, 0]])
+    assert data.layer_ids == [2, 0]
+    with pytest.raises(ValueError, match=r"emb\.h5: has 3 layers"):
+        probe.load_probe_data(root / "emb.h5", root / "manifest.csv", layers=[5])
+
+
+def test_non_finite_features_are_named(dataset_files, tmp_path):
+    root, features, labels, split = dataset_files
+    broken = features.copy()
+    broken[7, 1, 3] = np.nan
+    write_embeddings(tmp_path / "nan.h5", broken, [f"clip{i:04d}" for i in range(N_CLIPS)], {})
+    with pytest.raises(ValueError, match=r"nan\.h5: non-finite features for 1 clip.*clip0007"):
+        probe.load_probe_data(tmp_path / "nan.h5", root / "manifest.csv")

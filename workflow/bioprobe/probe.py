@@ -221,23 +221,42 @@ def align_to_manifest(clip_ids: list[str], manifest, source) -> np.ndarray:
     return np.fromiter((position[cid] for cid in manifest["clip_id"]), dtype=np.int64, count=len(manifest))
 
 
+def embedding_shape(embeddings_h5) -> tuple[int, int, int]:
+    """``(n_clips, n_layers, dim)`` of an embedding file, without reading the features."""
+    import h5py
+
+    try:
+        with h5py.File(embeddings_h5, "r") as h5:
+            shape = h5["features"].shape
+    except (OSError, KeyError) as err:
+        raise ValueError(f"{embeddings_h5}: not a readable bioprobe embedding file ({err})") from err
+    if len(shape) != 3:
+        raise ValueError(f"{embeddings_h5}: /features must be [n_clips, n_layers, dim], got shape {shape}")
+    return tuple(int(x) for x in shape)
+
+
 def load_probe_data(embeddings_h5, manifest_csv, layers: list[int] | None = None) -> ProbeData:
-    """Read one model's pooled embeddings and the manifest, matched by clip_id."""
+    """Read one model's pooled embeddings (all layers, or only ``layers``) matched to the manifest by clip_id."""
     from .store import read_embeddings
 
     manifest = read_manifest(manifest_csv)
-    features, clip_ids, attrs = read_embeddings(embeddings_h5)
+    n_layers = embedding_shape(embeddings_h5)[1]
+    layer_ids = list(range(n_layers)) if layers is None else list(layers)
+    if any(layer >= n_layers for layer in layer_ids):
+        raise ValueError(f"{embeddings_h5}: has {n_layers} layers, the probe asks for layers {layer_ids}")
+    # only the requested layers are read (HDF5 wants them sorted and unique), then put in order
+    stored = sorted(set(layer_ids))
+    features, clip_ids, attrs = read_embeddings(embeddings_h5, layers=None if layers is None else stored)
+    if layers is not None and stored != layer_ids:
+        features = features[:, [stored.index(layer) for layer in layer_ids], :]
     order = align_to_manifest(clip_ids, manifest, embeddings_h5)
     if not np.array_equal(order, np.arange(len(order))):
         features = features[order]
-    n_layers = features.shape[1]
-    layer_ids = list(range(n_layers)) if layers is None else list(layers)
-    if any(layer >= n_layers for layer in layer_ids):
-        raise ValueError(f"{embeddings_h5}: has {n_layers} layers, probe asks for layers {layer_ids}")
-    if layers is not None:
-        features = features[:, layer_ids, :]
-    if not np.isfinite(features).all():
-        bad = np.unique(np.nonzero(~np.isfinite(features))[0])
+    bad_rows = np.zeros(features.shape[0], dtype=bool)
+    for column in range(features.shape[1]):  # layer by layer: no full-size boolean temporary
+        bad_rows |= ~np.isfinite(features[:, column, :]).all(axis=1)
+    if bad_rows.any():
+        bad = np.flatnonzero(bad_rows)
         raise ValueError(f"{embeddings_h5}: non-finite features for {bad.size} clip(s), e.g. {[manifest['clip_id'].iloc[i] for i in bad[:3]]}")
     classes = class_names(manifest)
     index = {c: i for i, c in enumerate(classes)}
@@ -623,7 +642,7 @@ def _fit_trained(data: ProbeData, cfg: dict, device: str, log) -> ProbeResult:
     )
 
 
-def knn_posteriors(train_x, train_y, query_x, n_classes: int, k: int, metric: str, weights: str, chunk: int = 1024):
+def knn_posteriors(train_x, train_y, query_x, n_classes: int, k: int, metric: str, weights: str, chunk: int = 256):
     """k-NN class posteriors ``[n_query, C]``: (distance-weighted) vote shares of the k nearest.
 
     Ties in distance are broken by the lower training index (``torch.topk`` on a stable
