@@ -321,12 +321,10 @@ class LongClipReader:
         self.read_span = read_span
         self.length = length
         self.where = f"clip {clip_id!r}" + (f" in {source}" if source else "")
-        self.scale = 1.0
+        self.peak = 0.0  # 0: leave samples as they are (no normalisation, or a silent clip)
         if peak_normalize:
-            peak = 0.0
             for start in range(0, length, block):
-                peak = max(peak, float(np.abs(self._checked(start, min(start + block, length))).max()))
-            self.scale = 1.0 / peak if peak > 0 else 1.0  # a silent clip stays zeros
+                self.peak = max(self.peak, float(np.abs(self._checked(start, min(start + block, length))).max()))
 
     def _checked(self, start: int, end: int) -> np.ndarray:
         wave = np.asarray(self.read_span(start, end), dtype=np.float32)
@@ -336,7 +334,7 @@ class LongClipReader:
 
     def __call__(self, start: int, end: int) -> np.ndarray:
         wave = self._checked(start, end)
-        return wave * np.float32(self.scale) if self.scale != 1.0 else wave
+        return wave / self.peak if self.peak > 0 else wave  # the same division as prepare_clip
 
 
 def embed_long_clip(encoder, read: LongClipReader, clip_id, opts, chunk_samples, overlap_samples, min_samples, frame_sink, source, stats) -> np.ndarray:
