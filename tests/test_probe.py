@@ -255,3 +255,16 @@ def test_non_finite_features_are_named(dataset_files, tmp_path):
     write_embeddings(tmp_path / "nan.h5", broken, [f"clip{i:04d}" for i in range(N_CLIPS)], {})
     with pytest.raises(ValueError, match=r"nan\.h5: non-finite features for 1 clip.*clip0007"):
         probe.load_probe_data(tmp_path / "nan.h5", root / "manifest.csv")
+
+
+def test_a_crash_while_writing_leaves_no_scores(dataset_files, tmp_path, monkeypatch):
+    root, features, labels, split = dataset_files
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(probe, "confusion_table", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        probe.run_probe_job(root / "emb.h5", root / "manifest.csv", tmp_path / "out", "d", "m", "knn", {"type": "knn"})
+    assert not (tmp_path / "out" / "scores.csv").exists()
+    assert not [p for p in (tmp_path / "out").iterdir() if ".part" in p.name]
