@@ -82,10 +82,13 @@ def locked_file(lock: dict, key: str, cache_dir) -> Path:
             f"on a machine with internet access, or delete {lock_path(lock.get('name', '?'), cache_dir)}"
         )
     if path.stat().st_size != rec["size"] or sha256_file(path) != rec["sha256"]:
-        raise ValueError(
-            f"{where} does not match its lock (expected sha256 {rec['sha256']}, size {rec['size']}); "
-            "the file changed or is corrupt: delete it and fetch again"
+        lock = lock_path(lock.get("name", "?"), cache_dir)
+        advice = (
+            "it is corrupt: delete it and fetch again"
+            if not Path(rec["path"]).is_absolute()
+            else f"the file changed since {lock} was written: if that is intended, delete the lock and fetch again"
         )
+        raise ValueError(f"{where} does not match its lock (expected sha256 {rec['sha256']}, size {rec['size']}); {advice}")
     return path
 
 
