@@ -645,8 +645,10 @@ def _fit_trained(data: ProbeData, cfg: dict, device: str, log) -> ProbeResult:
 def knn_posteriors(train_x, train_y, query_x, n_classes: int, k: int, metric: str, weights: str, chunk: int = 256):
     """k-NN class posteriors ``[n_query, C]``: (distance-weighted) vote shares of the k nearest.
 
-    Ties in distance are broken by the lower training index (``torch.topk`` on a stable
-    ordering is not guaranteed, so distances are computed in float64 for stability).
+    Distances are computed in float64 so that near-equal distances order as in scikit-learn;
+    among exactly equal distances the pick of ``torch.topk`` is unspecified. With
+    ``weights="distance"`` a neighbour at distance 0 gets a vote of 1e12 (it decides alone,
+    as in scikit-learn).
     """
     import torch
 
@@ -655,13 +657,14 @@ def knn_posteriors(train_x, train_y, query_x, n_classes: int, k: int, metric: st
         train_x = torch.nn.functional.normalize(train_x, dim=1)
         query_x = torch.nn.functional.normalize(query_x, dim=1)
     out = []
-    train_sq = (train_x.double() ** 2).sum(1)
+    train_x = train_x.double()
+    train_sq = (train_x**2).sum(1)
     for start in range(0, query_x.shape[0], chunk):
         q = query_x[start : start + chunk].double()
         if metric == "cosine":
-            dist = 1.0 - q @ train_x.double().T  # [q, n_train]
+            dist = 1.0 - q @ train_x.T  # [q, n_train]
         else:
-            dist = ((q**2).sum(1, keepdim=True) + train_sq[None, :] - 2.0 * q @ train_x.double().T).clamp_min(0).sqrt()
+            dist = ((q**2).sum(1, keepdim=True) + train_sq[None, :] - 2.0 * q @ train_x.T).clamp_min(0).sqrt()
         nearest_dist, nearest = torch.topk(dist, k, dim=1, largest=False, sorted=True)
         if weights == "distance":
             vote = 1.0 / nearest_dist.clamp_min(1e-12)
@@ -969,7 +972,3 @@ def best_layer(scores) -> int:
         raise ValueError("scores hold no validation rows; cannot choose a best layer")
     means = val.groupby("layer")["uar"].mean().sort_index()
     return int(means.idxmax())
-
-
-def dump_config(cfg: dict) -> str:
-    return json.dumps(cfg, sort_keys=True)
