@@ -37,7 +37,9 @@ def plot_layerwise(scores: pd.DataFrame, dataset: str, models: Mapping[str, dict
             color = f"C{i % 10}"
             if len(layered):
                 x, y, s = layered["layer"].to_numpy(), 100 * layered["uar_mean"].to_numpy(), 100 * layered["uar_std"].to_numpy()
-                ax.plot(x, y, marker=markers[i % len(markers)], color=color, label=label, linewidth=1.4, markersize=4)
+                baseline = models[model].get("group") == "baseline"  # floors: thin dotted lines
+                ax.plot(x, y, marker=markers[i % len(markers)], color=color, label=label, markersize=3 if baseline else 4,
+                        linewidth=0.9 if baseline else 1.4, linestyle=":" if baseline else "-")
                 if np.any(s > 0):
                     ax.fill_between(x, y - s, y + s, color=color, alpha=0.15, linewidth=0)
                 max_layer = max(max_layer, int(x.max()))

@@ -4,6 +4,7 @@ import re
 import sys
 
 from bioprobe import datasets as bp_datasets
+from bioprobe import encoders as bp_encoders
 
 # Normalised, so that paths built here and by the library compare equal ("data/" == "data").
 DATA_DIR = os.path.normpath(config["data_dir"])
@@ -54,13 +55,12 @@ def model_cfg(wildcards):
     return config["models"][wildcards.model]
 
 
-# Keys of a model entry that only name or describe it: changing them re-draws figures and
-# tables, but does not re-fetch weights or re-embed.
-DESCRIPTIVE_MODEL_KEYS = ("label", "group", "base")
-
-
 def model_weights_cfg(wildcards):
-    return {k: v for k, v in model_cfg(wildcards).items() if k not in DESCRIPTIVE_MODEL_KEYS}
+    # Self-contained (a random_init's `of: <model name>` inlined) and without the keys that only
+    # name or describe the model: renaming a model re-draws figures and tables, but does not
+    # re-fetch weights or re-embed.
+    entry = bp_encoders.resolve_model_entry(wildcards.model, config["models"])
+    return {k: v for k, v in entry.items() if k not in bp_encoders.DESCRIPTIVE_KEYS}
 
 
 def probe_cfg(wildcards):
@@ -123,7 +123,8 @@ def weights_inputs(wildcards):
     # The offline demo makes its tiny models with a rule: depend on them when the model is one.
     mcfg = model_weights_cfg(wildcards)
     demo = (config.get("demo") or {}).get("models")
-    local = mcfg.get("id") or mcfg.get("of") or ""
+    of = mcfg.get("of")
+    local = mcfg.get("id") or (of.get("id") if isinstance(of, dict) else of) or ""
     if demo and str(local).startswith(demo["out"] + "/"):
         return [f"{local}/config.json"]
     if demo and mcfg.get("source") == "aves" and str(mcfg.get("config_url", "")).startswith(demo["out"] + "/"):
