@@ -63,3 +63,19 @@ def test_layerwise_figure_is_written(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     plot_layerwise(scores, "imv", {"aves": {}, "hubert": {}}, tmp_path / "fig.pdf")
     assert (tmp_path / "fig.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_seed_mean_ci_taken_from_summary(tmp_path):
+    probe_dir = tmp_path / "probes" / "hubert" / "mlp"
+    probe_dir.mkdir(parents=True)
+    scores = fake_scores()
+    scores["ci_low"], scores["ci_high"] = 0.0, 1.0  # per-seed CIs: not what the table shows
+    scores.to_csv(probe_dir / "scores.csv", index=False)
+    summary = scores.groupby(["dataset", "model", "probe", "layer", "split"], as_index=False)["uar"].mean()
+    summary["ci_low"], summary["ci_high"] = summary["uar"] - 0.05, summary["uar"] + 0.05
+    summary.to_csv(probe_dir / "summary.csv", index=False)
+    best = write_tables([probe_dir / "scores.csv"], [], {"hubert": {}}, {}, {"imv": "imv"},
+                        tmp_path / "b.csv", tmp_path / "b.md", tmp_path / "a.csv")
+    row = best.iloc[0]
+    assert row.test_ci_low == pytest.approx(row.test_uar - 0.05) and row.test_ci_high == pytest.approx(row.test_uar + 0.05)
+    assert "[48.0, 58.0] (2)" in (tmp_path / "b.md").read_text()

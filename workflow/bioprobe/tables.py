@@ -46,9 +46,31 @@ def layer_summary(scores: pd.DataFrame) -> pd.DataFrame:
     return agg
 
 
-def best_layers(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, model, probe): the validation-best layer and its test UAR, and the test-best layer."""
+def read_seed_mean_cis(score_paths: Iterable[str]) -> pd.DataFrame | None:
+    """Bootstrap CIs of the seed-mean UAR from the ``summary.csv`` beside each ``scores.csv``.
+
+    Returns None when no summary exists (then per-seed CIs are averaged, an approximation).
+    """
+    frames = []
+    for path in score_paths:
+        summary_path = Path(path).with_name("summary.csv")
+        if summary_path.is_file():
+            frame = pd.read_csv(summary_path)
+            if {"ci_low", "ci_high"} <= set(frame.columns):
+                frames.append(frame[["dataset", "model", "probe", "layer", "split", "ci_low", "ci_high"]])
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def best_layers(scores: pd.DataFrame, seed_mean_cis: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per (dataset, model, probe): the validation-best layer and its test UAR, and the test-best layer.
+
+    ``seed_mean_cis`` (from :func:`read_seed_mean_cis`) supplies the CI of the seed-mean test
+    UAR; without it, the per-seed CIs are averaged.
+    """
     summary = layer_summary(scores)
+    if seed_mean_cis is not None:
+        keys = ["dataset", "model", "probe", "layer", "split"]
+        summary = summary.drop(columns=["ci_low", "ci_high"], errors="ignore").merge(seed_mean_cis, on=keys, how="left")
     val = summary[summary["split"] == "val"]
     test = summary[summary["split"] == "test"].set_index(["dataset", "model", "probe", "layer"])
     rows = []
@@ -101,9 +123,10 @@ def write_tables(
 
     ``datasets`` maps each dataset name to its type (to find the published numbers).
     """
-    scores = read_scores(list(probe_scores) + list(fusion_scores))
+    paths = list(probe_scores) + list(fusion_scores)
+    scores = read_scores(paths)
     write_csv(all_scores_csv, scores)
-    best = best_layers(scores)
+    best = best_layers(scores, read_seed_mean_cis(paths))
     labels = {name: cfg.get("label", name) for name, cfg in models.items()}
     labels.update({name: f"Fusion ({name})" for name in fusion})
     best.insert(2, "label", best["model"].map(lambda m: labels.get(m, m)))
@@ -124,7 +147,7 @@ def best_layer_markdown(best: pd.DataFrame, datasets: list[str]) -> str:
         "# Best layer per model: test UAR [%]",
         "",
         "Layer chosen on validation UAR (mean over seeds); cell: test UAR mean ± std over seeds "
-        "[95% bootstrap CI] (layer; CNN = transformer input). `published`: the study's number "
+        "[95% bootstrap CI of the seed mean, resampling test clips] (layer; CNN = transformer input). `published`: the study's number "
         "(best layer on test). The study does not define its Fusion row; ours are defined in "
         "docs/probes.md.",
         "",

@@ -20,7 +20,7 @@ rule fuse:
         f"{BENCH}/fuse/{{dataset}}/{{fusion}}.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=12000,
     conda:
         "../../envs/bioprobe.yaml"
     script:

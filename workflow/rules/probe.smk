@@ -17,7 +17,7 @@ rule probe:
         f"{BENCH}/probe/{{dataset}}/{{model}}/{{probe}}.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=12000,  # an IMV-sized job (73k clips x 13 layers x 1536 dims) peaks near 7 GB
     conda:
         "../../envs/bioprobe.yaml"
     script:
