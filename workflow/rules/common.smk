@@ -32,6 +32,8 @@ MODELS = list(config["models"])
 PROBES = list(config["probes"])
 FUSIONS = list(config.get("fusion") or {})
 FIG_FORMATS = config["figures"]["formats"]
+# Probes on the GPU share it with embedding jobs through the gpu resource (--resources gpu=1).
+PROBE_GPU = 1 if config["probe_device"] == "cuda" else 0
 
 
 def _alternatives(names):

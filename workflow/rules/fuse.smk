@@ -13,6 +13,7 @@ rule fuse:
         pcfg=lambda wc: config["probes"][fusion_cfg(wc)["probe"]],
         models=fusion_models,
         out_dir=lambda wc: fusion_dir(wc.dataset, wc.fusion),
+        device=config["probe_device"],
         probe_dirs=lambda wc: {m: probe_dir(wc.dataset, m, fusion_cfg(wc)["probe"]) for m in fusion_models(wc)},
     log:
         f"{LOGS}/fuse/{{dataset}}/{{fusion}}.log",
@@ -20,6 +21,7 @@ rule fuse:
         f"{BENCH}/fuse/{{dataset}}/{{fusion}}.tsv"
     threads: 2
     resources:
+        gpu=PROBE_GPU,
         mem_mb=12000,
     conda:
         "../../envs/bioprobe.yaml"

@@ -11,12 +11,14 @@ rule probe:
     params:
         pcfg=probe_cfg,
         out_dir=lambda wc: probe_dir(wc.dataset, wc.model, wc.probe),
+        device=config["probe_device"],
     log:
         f"{LOGS}/probe/{{dataset}}/{{model}}/{{probe}}.log",
     benchmark:
         f"{BENCH}/probe/{{dataset}}/{{model}}/{{probe}}.tsv"
     threads: 2
     resources:
+        gpu=PROBE_GPU,
         mem_mb=12000,  # an IMV-sized job (73k clips x 13 layers x 1536 dims) peaks near 7 GB
     conda:
         "../../envs/bioprobe.yaml"

@@ -14,4 +14,5 @@ with logged(snakemake):
         probe_dirs=snakemake.params.probe_dirs,
         out_dir=snakemake.params.out_dir,
         threads=snakemake.threads,
+        device=snakemake.params.device,
     )

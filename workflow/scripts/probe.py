@@ -12,4 +12,5 @@ with logged(snakemake):
         probe_name=snakemake.wildcards.probe,
         probe_cfg=snakemake.params.pcfg,
         threads=snakemake.threads,
+        device=snakemake.params.device,
     )
