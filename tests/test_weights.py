@@ -19,7 +19,7 @@ import torch
 
 from bioprobe.encoders import load_encoder
 from bioprobe.tiny import install_in_hub_cache, save_tiny_aves_model, save_tiny_hf_model
-from bioprobe.weights import WeightsUnavailableError, fetch_weights, lock_path, read_lock, sha256_file
+from bioprobe.weights import WeightsUnavailableError, fetch_weights, lock_path, pinned_path, read_lock, sha256_file
 
 COMMIT_A = "a" * 40
 COMMIT_B = "b" * 40
@@ -136,7 +136,8 @@ def test_hf_fetch_pins_the_commit_and_reuses_it(hub, tiny, tmp_path):
     assert sorted(lock["files"]) == ["config.json", "model.safetensors", "preprocessor_config.json"]  # no tf_model.h5
     assert lock["files"]["model.safetensors"]["sha256"] == sha256_file(tiny["a"] / "model.safetensors")
     assert not any("tf_model" in p for p in hub.downloads())
-    assert not list((cache / "locks").glob(".*"))  # written atomically, no leftovers
+    assert not list((cache / "locks").glob("*.part*"))  # written atomically, no leftovers
+    assert read_lock("hubert", cache, pinned_path("hubert", cache)) == lock
 
     # The branch moves on upstream: a rerun keeps the pinned commit and downloads nothing.
     hub.add_repo("org/tiny-hubert", tiny["b"], COMMIT_B)
@@ -152,13 +153,19 @@ def test_hf_fetch_pins_the_commit_and_reuses_it(hub, tiny, tmp_path):
     torch.testing.assert_close(first_layer_output(encoder), first_layer_output(reference), atol=0, rtol=0)
 
 
-def test_hf_deleting_the_lock_updates_to_the_new_commit(hub, tiny, tmp_path):
+def test_hf_deleting_the_lock_and_its_pinned_copy_updates_to_the_new_commit(hub, tiny, tmp_path):
     cache = tmp_path / "cache"
     mcfg = {"source": "huggingface", "id": "org/tiny-hubert"}
     hub.add_repo("org/tiny-hubert", tiny["a"], COMMIT_A)
     assert fetch_weights("m", mcfg, cache)["commit"] == COMMIT_A
     hub.add_repo("org/tiny-hubert", tiny["b"], COMMIT_B)
+    # Snakemake deletes the lock before re-running the rule: the pinned copy keeps the commit.
     lock_path("m", cache).unlink()
+    assert fetch_weights("m", mcfg, cache)["commit"] == COMMIT_A
+    assert read_lock("m", cache)["commit"] == COMMIT_A
+    # Deleting both is how a user asks for the branch's new head.
+    lock_path("m", cache).unlink()
+    pinned_path("m", cache).unlink()
     lock = fetch_weights("m", mcfg, cache)
     assert lock["commit"] == COMMIT_B
     assert lock["files"]["model.safetensors"]["sha256"] == sha256_file(tiny["b"] / "model.safetensors")

@@ -44,9 +44,18 @@ def lock_path(name: str, cache_dir) -> Path:
     return Path(cache_dir) / "locks" / f"{name}.json"
 
 
-def read_lock(name: str, cache_dir) -> dict | None:
+def pinned_path(name: str, cache_dir) -> Path:
+    """A copy of the lock that Snakemake does not own: ``cache_dir/locks/.{name}.pinned.json``.
+
+    Snakemake deletes a job's outputs before re-running it, the lock among them; the copy keeps
+    the pinned commit and checksums across such re-runs (a params change, ``-R``, ``--forceall``).
+    """
+    return Path(cache_dir) / "locks" / f".{name}.pinned.json"
+
+
+def read_lock(name: str, cache_dir, path: Path | None = None) -> dict | None:
     """The lock of model ``name``, or None if it was never fetched."""
-    path = lock_path(name, cache_dir)
+    path = lock_path(name, cache_dir) if path is None else path
     if not path.exists():
         return None
     try:
@@ -326,9 +335,16 @@ def fetch_weights(name: str, mcfg: Mapping, cache_dir, models: Mapping | None = 
     cache_dir = Path(cache_dir)
     ident = _lock_identity(name, mcfg, models)
     prior = read_lock(name, cache_dir)
+    from_pinned = prior is None
+    if from_pinned:  # the lock was deleted (by Snakemake before a re-run): its pinned copy holds
+        prior = read_lock(name, cache_dir, pinned_path(name, cache_dir))
     if prior is not None and not _lock_matches(prior, ident):
         prior = None  # the config changed: fetch anew
     if prior is not None and (reused := _reuse_if_verified(prior, cache_dir)) is not None:
+        if from_pinned:
+            write_json(lock_path(name, cache_dir), reused)
+        if not pinned_path(name, cache_dir).exists():
+            write_json(pinned_path(name, cache_dir), reused)
         return reused
     if ident["source"] == "random_init":
         base = resolve_architecture(name, mcfg, models)
@@ -336,6 +352,7 @@ def fetch_weights(name: str, mcfg: Mapping, cache_dir, models: Mapping | None = 
     else:
         fields = _fetch_for(name, {**dict(mcfg), **ident}, cache_dir, prior, config_only=False)
     lock = {**ident, **fields}
+    write_json(pinned_path(name, cache_dir), lock)
     write_json(lock_path(name, cache_dir), lock)
     return lock
 
