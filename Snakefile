@@ -18,9 +18,10 @@ sys.path.insert(0, str(WORKFLOW_DIR))
 
 from bioprobe.config import validate_config
 
-# The study's config unless one is given on the command line (--configfile replaces it whole,
-# rather than being merged key by key into the study's datasets and models).
-if not config:
+# The study's config unless a config file is given on the command line: --configfile replaces
+# it whole, rather than being merged key by key into the study's datasets and models.
+# (--config key=value overrides apply on top of either.)
+if not workflow.config_settings.configfiles:
 
     configfile: "config.yaml"
 

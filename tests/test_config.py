@@ -77,3 +77,12 @@ def test_key_order_does_not_matter_but_entry_order_is_kept():
     a, b = validate_config(raw), validate_config(shuffled)
     assert repr(a) == repr(b)
     assert list(a["models"]) == list(raw["models"])  # legend and table order as written
+
+
+def test_embed_runtime_settings_are_split_from_tracked_ones():
+    from bioprobe.config import embed_result_settings, embed_settings
+
+    config = load_config(REPO / "config.yaml")
+    tracked = embed_result_settings(config["embed"])
+    assert "batch_size" not in tracked and "device" not in tracked and tracked["min_samples"] == 5000
+    assert embed_settings(tracked, config) == config["embed"]

@@ -79,3 +79,10 @@ def test_seed_mean_ci_taken_from_summary(tmp_path):
     row = best.iloc[0]
     assert row.test_ci_low == pytest.approx(row.test_uar - 0.05) and row.test_ci_high == pytest.approx(row.test_uar + 0.05)
     assert "[48.0, 58.0] (2)" in (tmp_path / "b.md").read_text()
+
+
+def test_layer_labels():
+    from bioprobe.tables import layer_label
+
+    assert [layer_label(x) for x in (0, 1, 12, -1)] == ["CNN", "1", "12", "all"]
+    assert layer_label(0, handcrafted=True) == "features 0"

@@ -142,6 +142,12 @@ def test_label_change_redraws_without_recomputing(demo_run, tmp_path):
     assert not {"embed", "probe", "fetch_weights", "resample"} & set(jobs), jobs
 
 
+def test_batch_size_change_recomputes_nothing(demo_run, tmp_path):
+    # batches only hold clips of equal length: the batch size cannot change the embeddings
+    config = changed_config(tmp_path, lambda c: c["embed"].update(batch_size=2, device="cpu"))
+    assert planned_jobs(demo_run, config) == {}
+
+
 def test_probe_change_does_not_reembed(demo_run, tmp_path):
     config = changed_config(tmp_path, lambda c: c["probes"]["mlp"].update(seeds=[42]))
     jobs = planned_jobs(demo_run, config)

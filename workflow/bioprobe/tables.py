@@ -104,9 +104,16 @@ def published_scores(path: Path = PUBLISHED_CSV) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def layer_label(layer) -> str:
+# Sources without a transformer: their "layers" are feature sets, not a CNN and blocks.
+HANDCRAFTED_SOURCES = ("logmel", "mfcc")
+
+
+def layer_label(layer, handcrafted: bool = False) -> str:
+    """Layer 0 of a transformer model is its input ("CNN"); -1 marks all-layer probes and fusions."""
     layer = int(layer)
-    return "CNN" if layer == 0 else ("all" if layer < 0 else str(layer))
+    if layer < 0:
+        return "all"
+    return f"features {layer}" if handcrafted else ("CNN" if layer == 0 else str(layer))
 
 
 def write_tables(
@@ -137,11 +144,12 @@ def write_tables(
         pub.get((datasets.get(d), "Fusion" if m in fusion else labels.get(m)), np.nan) for d, m in zip(best["dataset"], best["model"])
     ]
     write_csv(best_csv, best)
-    write_text(best_md, best_layer_markdown(best, list(datasets)))
+    handcrafted = {name for name, cfg in models.items() if cfg.get("source") in HANDCRAFTED_SOURCES}
+    write_text(best_md, best_layer_markdown(best, list(datasets), handcrafted))
     return best
 
 
-def best_layer_markdown(best: pd.DataFrame, datasets: list[str]) -> str:
+def best_layer_markdown(best: pd.DataFrame, datasets: list[str], handcrafted: set[str] = frozenset()) -> str:
     """One Markdown table per probe: models as rows, datasets as columns, test UAR [%]."""
     out = [
         "# Best layer per model: test UAR [%]",
@@ -167,7 +175,7 @@ def best_layer_markdown(best: pd.DataFrame, datasets: list[str]) -> str:
                 cell = f"{100 * r.test_uar:.2f} ± {100 * r.test_uar_std:.2f}"
                 if np.isfinite(r.test_ci_low) and np.isfinite(r.test_ci_high):
                     cell += f" [{100 * r.test_ci_low:.1f}, {100 * r.test_ci_high:.1f}]"
-                cell += f" ({layer_label(r.best_layer)})"
+                cell += f" ({layer_label(r.best_layer, model in handcrafted)})"
                 cells += [cell, "" if not np.isfinite(r.published_uar) else f"{r.published_uar:.2f}"]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")

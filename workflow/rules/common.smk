@@ -5,6 +5,7 @@ import sys
 
 from bioprobe import datasets as bp_datasets
 from bioprobe import encoders as bp_encoders
+from bioprobe.config import embed_result_settings
 
 # Normalised, so that paths built here and by the library compare equal ("data/" == "data").
 DATA_DIR = os.path.normpath(config["data_dir"])

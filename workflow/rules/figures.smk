@@ -27,6 +27,8 @@ rule tables:
     input:
         scores=[s for d in DATASETS for s in probe_scores_of(d)],
         fusion=[s for d in DATASETS for s in fusion_scores_of(d)],
+        # the CI of the seed-mean UAR, beside each scores.csv
+        summaries=[s.replace("scores.csv", "summary.csv") for d in DATASETS for s in probe_scores_of(d) + fusion_scores_of(d)],
     output:
         best_csv=report(f"{RESULTS}/tables/best_layer.csv", category="Tables"),
         best_md=f"{RESULTS}/tables/best_layer.md",

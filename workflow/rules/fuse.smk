@@ -8,6 +8,10 @@ rule fuse:
         manifest=f"{RESULTS}/{{dataset}}/manifest.csv",
     output:
         scores=f"{RESULTS}/{{dataset}}/fusion/{{fusion}}/scores.csv",
+        predictions=f"{RESULTS}/{{dataset}}/fusion/{{fusion}}/predictions.h5",
+        summary=f"{RESULTS}/{{dataset}}/fusion/{{fusion}}/summary.csv",
+        confusion=f"{RESULTS}/{{dataset}}/fusion/{{fusion}}/confusion.csv",
+        definition=f"{RESULTS}/{{dataset}}/fusion/{{fusion}}/definition.json",
     params:
         fcfg=fusion_cfg,
         pcfg=lambda wc: config["probes"][fusion_cfg(wc)["probe"]],

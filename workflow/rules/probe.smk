@@ -8,6 +8,8 @@ rule probe:
     output:
         scores=f"{RESULTS}/{{dataset}}/probes/{{model}}/{{probe}}/scores.csv",
         predictions=f"{RESULTS}/{{dataset}}/probes/{{model}}/{{probe}}/predictions.h5",
+        summary=f"{RESULTS}/{{dataset}}/probes/{{model}}/{{probe}}/summary.csv",
+        confusion=f"{RESULTS}/{{dataset}}/probes/{{model}}/{{probe}}/confusion.csv",
     params:
         pcfg=probe_cfg,
         out_dir=lambda wc: probe_dir(wc.dataset, wc.model, wc.probe),

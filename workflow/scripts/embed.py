@@ -1,4 +1,5 @@
 import _bioprobe_path  # noqa: F401  (first: makes bioprobe importable)
+from bioprobe.config import embed_settings
 from bioprobe.embed import embed_dataset
 from bioprobe.smk import logged
 
@@ -8,7 +9,7 @@ with logged(snakemake):
         snakemake.output.embeddings,
         snakemake.wildcards.model,
         snakemake.params.mcfg,
-        snakemake.params.embed,
+        embed_settings(snakemake.params.embed, snakemake.config),
         snakemake.params.cache,
         threads=snakemake.threads,
     )
