@@ -1,6 +1,6 @@
 """Benchmark of the dataset stage at the study's scale: IMV manifest (72,921 calls, 350 recordings),
 splits (random/stratified/grouped), leakage report, and a download+verify+extract of a 200 MB zip."""
-import sys, time, tempfile, csv, json
+import sys, time, tempfile, csv
 from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow")); sys.path.insert(0, str(REPO / "tests"))

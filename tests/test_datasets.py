@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from archives import (
-    IMV_CALLTYPES,
     LocalServer,
     make_abzaliev_tree,
     make_folder_dataset,
@@ -22,7 +21,6 @@ from archives import (
     serve_zenodo_record,
 )
 from bioprobe import datasets
-from bioprobe import download as dl
 from bioprobe.datasets import imv as imv_module
 
 REPO = Path(__file__).resolve().parents[1]

@@ -33,7 +33,6 @@ Probe types (``probes:`` entries of config.yaml; see docs/probes.md):
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os

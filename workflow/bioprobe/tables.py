@@ -15,7 +15,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from .fileio import atomic_path, write_csv, write_text
+from .fileio import write_csv, write_text
 
 PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "resources" / "published" / "sarkar2025_best_layer.csv"
 REQUIRED = ("dataset", "model", "layer", "probe", "seed", "split", "uar")

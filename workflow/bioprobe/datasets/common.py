@@ -28,6 +28,23 @@ def find_file(root: str | os.PathLike, filename: str, max_depth: int = 3) -> Pat
     return None
 
 
+def read_annotation_table(root: Path, filename: str, required: set[str], where: str, hint: str):
+    """Find ``filename`` below ``root`` and read it as text columns; return ``(path, table)``.
+
+    Errors name the dataset (``where``), the file and the missing columns.
+    """
+    import pandas as pd
+
+    path = find_file(root, filename) if root.is_dir() else None
+    if path is None:
+        raise FileNotFoundError(f"{where}: no {filename} below {root}; {hint}")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = required - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected {', '.join(sorted(required))}")
+    return path, table
+
+
 def relative_posix(path: Path, root: Path) -> str:
     """``path`` relative to ``root`` as a POSIX string (the manifest's ``path`` column)."""
     return path.relative_to(root).as_posix()

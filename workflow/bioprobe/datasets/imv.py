@@ -22,7 +22,7 @@ import logging
 import re
 from pathlib import Path
 
-from .common import find_file, finish_manifest
+from .common import finish_manifest, read_annotation_table
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +109,9 @@ def build_manifest(name: str, dcfg: dict, data_dir):
     if task not in TASKS:
         raise ValueError(f"imv: task must be one of {TASKS}, got {task!r}")
     root = audio_root(name, dcfg, data_dir)
-    labels_csv = find_file(root, LABELS) if root.is_dir() else None
-    if labels_csv is None:
-        raise FileNotFoundError(f"imv: no {LABELS} below {root}; run the download step first "
-                                f"(it comes in {DOCUMENTATION})")
-    table = pd.read_csv(labels_csv, dtype=str, keep_default_na=False)
-    needed = {"filename", "start", "end", "calltype"}
-    if needed - set(table.columns):
-        raise ValueError(f"{labels_csv}: missing column(s) {sorted(needed - set(table.columns))}; "
-                         "expected filename,start,end,duration,calltype,caller")
+    labels_csv, table = read_annotation_table(
+        root, LABELS, {"filename", "start", "end", "calltype"}, "imv",
+        f"run the download step first (it comes in {DOCUMENTATION})")
     wavs = _wav_index(root)
     df, dropped, missing_recordings = _select_calls(table, labels_csv, wavs, set(twins(dcfg)))
     if missing_recordings:

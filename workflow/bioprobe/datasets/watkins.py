@@ -16,11 +16,10 @@ their name, for users who want a stricter grouped split; it is off (0) by defaul
 from __future__ import annotations
 
 import logging
-import os
 import urllib.parse
 from pathlib import Path, PurePosixPath
 
-from .common import find_file, finish_manifest
+from .common import finish_manifest, read_annotation_table
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +102,9 @@ def build_manifest(name: str, dcfg: dict, data_dir):
     import pandas as pd
 
     root = audio_root(name, dcfg, data_dir)
-    annotations = find_file(root, ANNOTATIONS) if root.is_dir() else None
-    if annotations is None:
-        raise FileNotFoundError(f"watkins: no {ANNOTATIONS} below {root}; run the download step first "
-                                f"(bioprobe.datasets.download) or check data_dir")
-    table = pd.read_csv(annotations, dtype=str, keep_default_na=False)
-    missing_cols = {"path", "species"} - set(table.columns)
-    if missing_cols:
-        raise ValueError(f"{annotations}: missing column(s) {sorted(missing_cols)}; expected path,species")
+    annotations, table = read_annotation_table(
+        root, ANNOTATIONS, {"path", "species"}, "watkins",
+        "run the download step first (bioprobe.datasets.download) or check data_dir")
     base = annotations.parent.relative_to(root)
     rows, missing = [], []
     for i, rec in enumerate(table.itertuples(index=False)):
