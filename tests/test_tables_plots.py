@@ -46,6 +46,8 @@ def test_write_tables_with_published_numbers(tmp_path):
     assert best.set_index("model").loc["concat_best", "published_uar"] == pytest.approx(62.48)
     md = (tmp_path / "best.md").read_text()
     assert "| HuBERT | 53.00 ± 1.41 (2) | 64.35 |" in md
+    assert md.index("| HuBERT") < md.index("| Fusion (concat_best)")  # models first, in config order
+    assert list(best["model"]) == ["hubert", "concat_best"]
     assert len(pd.read_csv(tmp_path / "all.csv")) == len(fake_scores()) + len(fake_scores(n_layers=1))
 
 
@@ -78,7 +80,8 @@ def test_seed_mean_ci_taken_from_summary(tmp_path):
                         tmp_path / "b.csv", tmp_path / "b.md", tmp_path / "a.csv")
     row = best.iloc[0]
     assert row.test_ci_low == pytest.approx(row.test_uar - 0.05) and row.test_ci_high == pytest.approx(row.test_uar + 0.05)
-    assert "[48.0, 58.0] (2)" in (tmp_path / "b.md").read_text()
+    md = (tmp_path / "b.md").read_text()
+    assert "[48.0, 58.0] (2) |" in md
 
 
 def test_layer_labels():
@@ -86,3 +89,11 @@ def test_layer_labels():
 
     assert [layer_label(x) for x in (0, 1, 12, -1)] == ["CNN", "1", "12", "all"]
     assert layer_label(0, handcrafted=True) == "features 0"
+
+
+def test_no_published_column_for_other_datasets(tmp_path):
+    a = tmp_path / "a.csv"
+    fake_scores(dataset="mycalls").to_csv(a, index=False)
+    write_tables([a], [], {"hubert": {"label": "HuBERT"}}, {}, {"mycalls": "folder"}, tmp_path / "b.csv", tmp_path / "b.md", tmp_path / "c.csv")
+    md = (tmp_path / "b.md").read_text()
+    assert "| Model | mycalls |" in md and "published |" not in md

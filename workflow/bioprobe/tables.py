@@ -143,6 +143,10 @@ def write_tables(
     best["published_uar"] = [
         pub.get((datasets.get(d), "Fusion" if m in fusion else labels.get(m)), np.nan) for d, m in zip(best["dataset"], best["model"])
     ]
+    # Rows in the config's order: models as listed, then fusions.
+    order = {name: i for i, name in enumerate([*models, *fusion])}
+    best = best.sort_values(["probe", "dataset"]).sort_values("model", key=lambda m: m.map(order).fillna(len(order)), kind="stable")
+    best = best.reset_index(drop=True)
     write_csv(best_csv, best)
     handcrafted = {name for name, cfg in models.items() if cfg.get("source") in HANDCRAFTED_SOURCES}
     write_text(best_md, best_layer_markdown(best, list(datasets), handcrafted))
@@ -160,23 +164,27 @@ def best_layer_markdown(best: pd.DataFrame, datasets: list[str], handcrafted: se
         "docs/probes.md.",
         "",
     ]
+    # A "published" column only for datasets the study reported on.
+    published = {d for d in datasets if np.isfinite(best.loc[best["dataset"] == d, "published_uar"]).any()}
     for probe, group in best.groupby("probe", sort=True):
         out += [f"## Probe `{probe}`", ""]
-        header = ["Model"] + [c for d in datasets for c in (d, f"{d} published")]
+        header = ["Model"] + [c for d in datasets for c in ((d, f"{d} published") if d in published else (d,))]
         out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for model, rows in group.groupby("model", sort=False):
             cells = [str(rows["label"].iloc[0])]
             for d in datasets:
                 r = rows[rows["dataset"] == d]
                 if r.empty:
-                    cells += ["", ""]
+                    cells += ["", ""] if d in published else [""]
                     continue
                 r = r.iloc[0]
                 cell = f"{100 * r.test_uar:.2f} ± {100 * r.test_uar_std:.2f}"
                 if np.isfinite(r.test_ci_low) and np.isfinite(r.test_ci_high):
                     cell += f" [{100 * r.test_ci_low:.1f}, {100 * r.test_ci_high:.1f}]"
                 cell += f" ({layer_label(r.best_layer, model in handcrafted)})"
-                cells += [cell, "" if not np.isfinite(r.published_uar) else f"{r.published_uar:.2f}"]
+                cells.append(cell)
+                if d in published:
+                    cells.append("" if not np.isfinite(r.published_uar) else f"{r.published_uar:.2f}")
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
