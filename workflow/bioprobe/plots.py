@@ -41,7 +41,7 @@ def plot_layerwise(scores: pd.DataFrame, dataset: str, models: Mapping[str, dict
                 ax.plot(x, y, marker=markers[i % len(markers)], color=color, label=label, markersize=3 if baseline else 4,
                         linewidth=0.9 if baseline else 1.4, linestyle=":" if baseline else "-")
                 if np.any(s > 0):
-                    ax.fill_between(x, y - s, y + s, color=color, alpha=0.15, linewidth=0)
+                    ax.fill_between(x, np.clip(y - s, 0, 100), np.clip(y + s, 0, 100), color=color, alpha=0.15, linewidth=0)
                 max_layer = max(max_layer, int(x.max()))
             for _, r in rows[rows["layer"] < 0].iterrows():
                 ax.axhline(100 * r["uar_mean"], color=color, linestyle="--", linewidth=1, label=f"{label} (all layers)")
