@@ -87,10 +87,10 @@ def clip_lengths(dataset: str, dcfg: Mapping, results_dir: Path, data_dir: Path,
     """Clip lengths in samples at ``sample_rate`` and where they came from (None if unknown yet)."""
     audio = results_dir / dataset / "audio16k.h5"
     if audio.exists():
-        import h5py
+        from .store import AudioReader
 
-        with h5py.File(audio, "r") as h5:
-            return np.diff(h5["offsets"][:]).astype(np.int64), str(audio)
+        with AudioReader(audio) as reader:
+            return reader.lengths.astype(np.int64), str(audio)
     manifest = results_dir / dataset / "manifest.csv"
     if not manifest.exists():
         return None, "not prepared yet (run the prepare rule first)"

@@ -426,7 +426,6 @@ def embed_dataset(
     CPU threads; ``models`` (the ``models:`` section) resolves ``random_init``'s ``of``.
     Writes ``features [n_clips, n_layers, 2 * dim]`` and ``clip_id`` in the audio file's order.
     """
-    import h5py
     import torch
 
     from .encoders import load_encoder, resolve_device
@@ -446,12 +445,10 @@ def embed_dataset(
                 raise ValueError(f"{audio_h5}: sample rate {audio.sample_rate} Hz, model {name!r} needs {encoder.sample_rate} Hz")
             if len(audio) == 0:
                 raise ValueError(f"{audio_h5}: no clips to embed")
-            with h5py.File(audio_h5, "r") as raw:  # slices of one clip, for long recordings
-                samples, offsets = raw["samples"], audio.offsets
-                features, stats = embed_waves(
-                    encoder, lambda i: audio[i], audio.lengths, audio.clip_ids, opts, spill, progress, str(audio_h5),
-                    get_span=lambda i, start, end: samples[offsets[i] + start : offsets[i] + end],
-                )
+            features, stats = embed_waves(
+                encoder, lambda i: audio[i], audio.lengths, audio.clip_ids, opts, spill, progress, str(audio_h5),
+                get_span=audio.span,  # slices of one clip, for long recordings
+            )
             stats["embed_seconds"] = round(time.perf_counter() - started, 3)
             stats["audio_seconds"] = round(float(np.sum(audio.lengths)) / audio.sample_rate, 3)
             attrs = embedding_attrs(encoder, opts, audio.attrs, os.fspath(audio_h5), stats)

@@ -140,6 +140,12 @@ class AudioReader:
     def __getitem__(self, i: int) -> np.ndarray:
         return self._h5["samples"][self.offsets[i] : self.offsets[i + 1]]
 
+    def span(self, i: int, start: int, end: int) -> np.ndarray:
+        """Samples ``start:end`` of clip ``i`` only (long recordings are read chunk by chunk)."""
+        base = int(self.offsets[i])
+        end = min(int(end), int(self.lengths[i]))
+        return self._h5["samples"][base + int(start) : base + end]
+
     def get(self, clip_id: str) -> np.ndarray:
         return self[self._index[clip_id]]
 
