@@ -79,7 +79,7 @@ def test_stacked_network_is_the_study_mlp():
     with torch.no_grad():
         for module in reference:
             if isinstance(module, torch.nn.Linear):
-                module.weight.copy_(next(tensors).T)
+                module.weight.copy_(next(tensors))  # [out, in], nn.Linear's layout
                 module.bias.copy_(next(tensors))
             elif isinstance(module, torch.nn.LayerNorm):
                 module.weight.copy_(next(tensors))
@@ -89,6 +89,78 @@ def test_stacked_network_is_the_study_mlp():
     # nn.Linear's default initialisation bound 1/sqrt(fan_in)
     assert net.tensors[0].abs().max() <= 1 / np.sqrt(20)
     assert sum(t[0].numel() for t in net.tensors) == sum(p.numel() for p in reference.parameters())
+
+
+@pytest.mark.parametrize("hidden, mix", [([9, 7], None), ([], None), ([6], 3)])
+def test_hand_written_backward_equals_autograd(hidden, mix):
+    """StackedMLP.backward gives autograd's gradients of the summed per-group mean cross-entropy."""
+    torch.manual_seed(0)
+    n_groups, batch, dim, n_classes = 3, 5, 8, 4
+    net = probe.StackedMLP(dim, hidden, n_classes, mix_layers=mix)
+    net.init([torch.Generator().manual_seed(g) for g in range(n_groups)], "cpu")
+    for t in net.tensors:  # move LayerNorm/mixing parameters off their trivial initial values
+        t.add_(0.1 * torch.randn_like(t))
+    x = torch.randn(n_groups, batch, *((mix,) if mix else ()), dim)
+    y = torch.randint(0, n_classes, (n_groups, batch))
+
+    leaves = [t.clone().requires_grad_(True) for t in net.tensors]
+    logits = net.forward(x, leaves)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, n_classes), y.reshape(-1), reduction="none")
+    loss.view(n_groups, batch).mean(dim=1).sum().backward()
+
+    saved, grads = [], [torch.full_like(t, float("nan")) for t in net.tensors]
+    with torch.no_grad():
+        logits = net.forward(x, saved=saved)
+        d_logits = torch.softmax(logits, dim=-1) - torch.nn.functional.one_hot(y, n_classes)
+        net.backward(saved, d_logits / batch, grads)
+    for (name, _shape, _init), leaf, grad in zip(net.spec, leaves, grads):
+        assert leaf.grad.abs().max() > 0, name
+        np.testing.assert_allclose(grad.numpy(), leaf.grad.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_stacked_adam_equals_torch_adam_per_group():
+    """Each group's update is torch.optim.Adam's with that group's own learning rate, also after
+    the rates diverge and after a group is dropped."""
+    torch.manual_seed(0)
+    shapes = [(6, 5), (6,)]
+    stacked = [torch.randn(3, *shape) for shape in shapes]
+    reference = [[t[g].clone().requires_grad_(True) for t in stacked] for g in range(3)]
+    adam = probe.StackedAdam(stacked, np.array([1e-2, 1e-2, 1e-2]), weight_decay=0.01)
+    torch_adams = [torch.optim.Adam(params, lr=1e-2, weight_decay=0.01) for params in reference]
+    rows = [0, 1, 2]  # original group of each stacked row
+    for step in range(8):
+        if step == 3:  # a plateau lowers group 1's rate
+            adam.lrs[1] = 1e-3
+            torch_adams[1].param_groups[0]["lr"] = 1e-3
+        if step == 5:  # group 0 stops
+            adam.keep([1, 2])
+            stacked = [t[[1, 2]].contiguous() for t in stacked]
+            rows = [1, 2]
+        for local, g in enumerate(rows):
+            for buffer, param in zip(adam.grads, reference[g]):
+                grad = torch.randn_like(param)
+                buffer[local] = grad
+                param.grad = grad.clone()
+            torch_adams[g].step()
+        adam.step(stacked)
+        for local, g in enumerate(rows):
+            for t, param in zip(stacked, reference[g]):
+                np.testing.assert_allclose(t[local].numpy(), param.detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_zscore_uses_train_statistics_and_centres_constant_dimensions():
+    rng = np.random.default_rng(0)
+    features = (rng.normal(size=(500, 3, 7)) * 4 + 250).astype(np.float32)
+    features[:, 1, 2] = 3.0  # constant
+    train = np.sort(rng.choice(500, 300, replace=False))
+    reference = features.astype(np.float64)
+    mean, std = reference[train].mean(0), reference[train].std(0)
+    std[std == 0] = 1.0
+    got_mean, got_std = probe.zscore_inplace(features, train, chunk=64)  # several chunks
+    np.testing.assert_allclose(got_mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(got_std, std, rtol=1e-10)
+    np.testing.assert_allclose(features, (reference - mean) / std, atol=2e-5)
+    assert np.all(features[:, 1, 2] == 0.0)
 
 
 def test_mlp_learns_the_informative_layers_and_evaluate_best_or_last():

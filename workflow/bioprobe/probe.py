@@ -14,11 +14,10 @@ How a group stays independent of the others:
   initial weights and then one permutation of the training clips per epoch;
 - every group's loss is the mean cross-entropy over its own batch; the job minimises the sum of
   the groups' losses, whose gradient w.r.t. a group's parameters is that group's gradient;
-- Adam is elementwise; each group is its own ``torch.optim.Adam`` parameter group (row views of
-  the stacked tensors, so the stacked forward sees every update), with its own learning rate
-  that a per-group ReduceLROnPlateau lowers;
-- a group that early-stops gets no gradient any more (``grad = None``), so Adam leaves its
-  weights and state untouched.
+- Adam is elementwise (:class:`StackedAdam`, torch's fused Adam kernel over the stacked
+  tensors); each group has its own learning rate, which a per-group ReduceLROnPlateau lowers;
+- a group that early-stops is dropped from the stacked tensors (its chosen weights are kept),
+  so it costs nothing and the others are untouched.
 
 Probe types (``probes:`` entries of config.yaml; see docs/probes.md):
 
@@ -271,23 +270,39 @@ def load_probe_data(embeddings_h5, manifest_csv, layers: list[int] | None = None
     )
 
 
-def zscore_inplace(features: np.ndarray, train_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Z-score ``features [n, L, D]`` in place with train-split mean and std per (layer, dim).
+def zscore_inplace(features: np.ndarray, train_index: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Z-score ``features [n, L, D]`` (float32) in place with train-split mean and std per (layer, dim).
 
-    Constant dimensions (std 0) are only centred, as in sklearn's StandardScaler.
-    Returns ``(mean [L, D], std [L, D])``.
+    Constant dimensions (std 0) are only centred, as in sklearn's StandardScaler. The statistics
+    are accumulated in float64 over chunks of train clips (Chan et al.'s pairwise update of mean
+    and sum of squared deviations), so no float64 copy of a whole layer is made; the arithmetic
+    runs in torch, on all threads.
+    Returns ``(mean [L, D], std [L, D])`` in float64.
     """
-    n_layers = features.shape[1]
-    means = np.empty(features.shape[1:], dtype=np.float64)
-    stds = np.empty(features.shape[1:], dtype=np.float64)
-    for layer in range(n_layers):  # one layer at a time keeps the float64 copy small
-        train = features[train_index, layer, :].astype(np.float64)
-        mean = train.mean(axis=0)
-        std = train.std(axis=0)
+    import torch
+
+    data = torch.from_numpy(features)
+    rows = torch.from_numpy(np.asarray(train_index, dtype=np.int64))
+    n_layers, dim = features.shape[1:]
+    means = np.empty((n_layers, dim), dtype=np.float64)
+    stds = np.empty((n_layers, dim), dtype=np.float64)
+    for layer in range(n_layers):
+        column = data[:, layer, :]  # a view: [n, D]
+        count, mean, m2 = 0, torch.zeros(dim, dtype=torch.float64), torch.zeros(dim, dtype=torch.float64)
+        for start in range(0, rows.shape[0], chunk):
+            part = column.index_select(0, rows[start : start + chunk]).double()
+            part_count = part.shape[0]
+            part_mean = part.mean(dim=0)
+            part_m2 = (part - part_mean).square_().sum(dim=0)
+            delta = part_mean - mean
+            total = count + part_count
+            mean += delta * (part_count / total)
+            m2 += part_m2 + delta.square() * (count * part_count / total)
+            count = total
+        std = (m2 / max(count, 1)).sqrt_()
         std[std == 0] = 1.0
-        means[layer], stds[layer] = mean, std
-        features[:, layer, :] -= mean.astype(np.float32)
-        features[:, layer, :] /= std.astype(np.float32)
+        means[layer], stds[layer] = mean.numpy(), std.numpy()
+        column.sub_(mean.float()).div_(std.float())
     return means, stds
 
 
@@ -311,7 +326,14 @@ class StackedMLP:
     ``hidden_sizes=[128, 64, 32]`` is the study's probe; ``[]`` is a softmax regression.
     With ``mix_layers=L`` each group first mixes its ``[B, L, D]`` input with softmax weights
     over the L layers (SUPERB's weighted sum), initialised uniform.
-    Parameter tensors (each ``[G, ...]``) are in :attr:`tensors`, in a fixed order.
+    Parameter tensors (each ``[G, ...]``) are in :attr:`tensors`, in a fixed order; Linear
+    weights are ``[G, out, in]`` (``torch.nn.Linear``'s layout).
+
+    :meth:`forward` and :meth:`backward` are written out by hand rather than left to autograd:
+    one step of G groups is then ~30 batched kernels with no graph to build, and every gradient
+    lands in a buffer that is reused from step to step (``torch`` would otherwise allocate, and
+    the OS zero, a fresh 10 MB first-layer gradient every step). ``tests/test_probe.py`` checks
+    the gradients against autograd's.
     """
 
     def __init__(self, in_dim: int, hidden_sizes: list[int], n_classes: int, mix_layers: int | None = None):
@@ -320,12 +342,12 @@ class StackedMLP:
         self.n_classes = n_classes
         self.mix_layers = mix_layers
         sizes = [in_dim, *self.hidden_sizes, n_classes]
-        # (name, shape per group, init); Linear weights are [in, out] so that x @ W works batched.
+        # (name, shape per group, init)
         self.spec: list[tuple[str, tuple[int, ...], str]] = []
         if mix_layers:
             self.spec.append(("mix_logits", (mix_layers,), "zeros"))
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            self.spec.append((f"linear{i}.weight", (fan_in, fan_out), f"uniform:{fan_in}"))
+            self.spec.append((f"linear{i}.weight", (fan_out, fan_in), f"uniform_t:{fan_in}"))
             self.spec.append((f"linear{i}.bias", (fan_out,), f"uniform:{fan_in}"))
             if i < len(self.hidden_sizes):
                 self.spec.append((f"norm{i}.weight", (fan_out,), "ones"))
@@ -346,29 +368,128 @@ class StackedMLP:
                     params.append(torch.ones(shape))
                 else:  # U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as torch.nn.Linear
                     bound = 1.0 / math.sqrt(int(rule.split(":")[1]))
-                    params.append((torch.rand(shape, generator=gen) * 2.0 - 1.0) * bound)
+                    # weights are drawn as [in, out] and stored transposed: the draws of earlier
+                    # versions, so a seed still gives the same initial probe
+                    draw = shape[::-1] if rule.startswith("uniform_t") else shape
+                    value = (torch.rand(draw, generator=gen) * 2.0 - 1.0) * bound
+                    params.append(value.T.contiguous() if rule.startswith("uniform_t") else value)
             per_group.append(params)
-        self.tensors = [
-            torch.stack([params[k] for params in per_group]).to(device).requires_grad_(True) for k in range(len(self.spec))
-        ]
+        self.tensors = [torch.stack([params[k] for params in per_group]).to(device) for k in range(len(self.spec))]
 
-    def forward(self, x, tensors=None):
-        """``x [G, B, D]`` (or ``[G, B, L, D]`` with mixing) -> logits ``[G, B, C]``."""
+    def forward(self, x, tensors=None, saved: list | None = None):
+        """``x [G, B, D]`` (or ``[G, B, L, D]`` with mixing) -> logits ``[G, B, C]``.
+
+        With a list as ``saved``, what :meth:`backward` needs is appended to it.
+        """
         import torch
-        import torch.nn.functional as F
 
         params = iter(self.tensors if tensors is None else tensors)
         if self.mix_layers:
             weights = torch.softmax(next(params), dim=-1)  # [G, L]
+            if saved is not None:
+                saved.append((x, weights))
             x = torch.einsum("gbld,gl->gbd", x, weights)
         for i in range(len(self.hidden_sizes) + 1):
             weight, bias = next(params), next(params)
-            x = torch.baddbmm(bias.unsqueeze(1), x, weight)  # [G, B, out]
-            if i < len(self.hidden_sizes):
-                gamma, beta = next(params), next(params)
-                x = F.layer_norm(x, (x.shape[-1],)) * gamma.unsqueeze(1) + beta.unsqueeze(1)
-                x = torch.relu(x)
-        return x
+            z = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))  # [G, B, out]
+            if i == len(self.hidden_sizes):
+                if saved is not None:
+                    saved.append((x,))
+                return z
+            gamma, beta = next(params), next(params)
+            normed, mean, rstd = torch.native_layer_norm(z, [z.shape[-1]], None, None, LAYER_NORM_EPS)
+            h = torch.relu_(torch.addcmul(beta.unsqueeze(1), normed, gamma.unsqueeze(1)))
+            if saved is not None:
+                saved.append((x, z, normed, mean, rstd, h))
+            x = h
+
+    def backward(self, saved: list, d_logits, grads: list) -> None:
+        """Write into ``grads`` (one buffer per tensor) the gradient of the sum of the groups'
+        losses, given ``d_logits [G, B, C]`` (its gradient w.r.t. the logits) and what
+        :meth:`forward` saved. ``d_logits`` is overwritten."""
+        import torch
+
+        n_hidden = len(self.hidden_sizes)
+        offset = 1 if self.mix_layers else 0
+        k = len(self.tensors)  # walks back through the parameter list
+        d = d_logits
+        for i in range(n_hidden, -1, -1):
+            entry = saved[offset + i]
+            x = entry[0]
+            if i < n_hidden:  # ReLU, the LayerNorm's affine, the LayerNorm
+                _x, z, normed, mean, rstd, h = entry
+                gamma = self.tensors[k - 2]
+                d = d.masked_fill_(h <= 0, 0.0)
+                torch.sum(d * normed, dim=1, out=grads[k - 2])
+                torch.sum(d, dim=1, out=grads[k - 1])
+                d = torch.ops.aten.native_layer_norm_backward(
+                    d * gamma.unsqueeze(1), z, [z.shape[-1]], mean, rstd, None, None, [True, False, False]
+                )[0]
+                k -= 2
+            weight = self.tensors[k - 2]
+            torch.bmm(d.transpose(1, 2), x, out=grads[k - 2])  # [G, out, in]
+            torch.sum(d, dim=1, out=grads[k - 1])
+            k -= 2
+            if i > 0 or self.mix_layers:
+                d = torch.bmm(d, weight)  # gradient w.r.t. this Linear's input
+        if self.mix_layers:
+            x, weights = saved[0]
+            d_weights = torch.einsum("gbd,gbld->gl", d, x)
+            grads[0].copy_(weights * (d_weights - (weights * d_weights).sum(dim=-1, keepdim=True)))
+
+
+#: torch.nn.LayerNorm's default epsilon.
+LAYER_NORM_EPS = 1e-5
+
+
+class StackedAdam:
+    """Adam (``torch.optim.Adam``'s update, defaults betas (0.9, 0.999), eps 1e-8, L2 weight
+    decay) over stacked ``[G, ...]`` tensors, one learning rate per group.
+
+    The update is torch's fused Adam kernel (``torch._fused_adam_``, the kernel behind
+    ``torch.optim.Adam(fused=True)``): one pass over memory, elementwise, so a group's update
+    does not depend on the other groups. All groups still training have taken the same number
+    of steps, so one step counter serves them all; while they share one learning rate (always,
+    until a plateau lowers one) the stacked tensors go to the kernel whole, otherwise one call
+    per distinct rate on the rows that have it. ``tests/test_probe.py`` checks the update
+    against ``torch.optim.Adam``.
+    """
+
+    def __init__(self, tensors: list, lrs: np.ndarray, weight_decay: float):
+        import torch
+
+        self.lrs = np.asarray(lrs, dtype=np.float64).copy()
+        self.weight_decay = float(weight_decay)
+        self.exp_avg = [torch.zeros_like(t) for t in tensors]
+        self.exp_avg_sq = [torch.zeros_like(t) for t in tensors]
+        self.grads = [torch.zeros_like(t) for t in tensors]  # the backward pass writes here
+        self.steps = torch.zeros((), dtype=torch.float32, device=tensors[0].device)
+
+    def step(self, tensors: list) -> None:
+        import torch
+
+        self.steps += 1
+        rates = np.unique(self.lrs)
+        for rate in rates:
+            if rates.shape[0] == 1:
+                lists = (tensors, self.grads, self.exp_avg, self.exp_avg_sq)
+            else:
+                rows = np.flatnonzero(self.lrs == rate).tolist()
+                lists = tuple([t[g] for t in group for g in rows] for group in (tensors, self.grads, self.exp_avg, self.exp_avg_sq))
+            torch._fused_adam_(
+                *lists, [], [self.steps] * len(lists[0]),
+                lr=float(rate), beta1=0.9, beta2=0.999, weight_decay=self.weight_decay, eps=1e-8,
+                amsgrad=False, maximize=False, grad_scale=None, found_inf=None,
+            )
+
+    def keep(self, rows) -> None:
+        """Keep the state of groups ``rows`` (local indices) only, in that order."""
+        import torch
+
+        index = torch.as_tensor(rows, device=self.steps.device)
+        for state in (self.exp_avg, self.exp_avg_sq, self.grads):
+            state[:] = [t[index].contiguous() for t in state]
+        self.lrs = self.lrs[np.asarray(rows)]
 
 
 @dataclass
@@ -399,7 +520,9 @@ def _gather_groups(features, index, group_layer, mix: bool):
     """Rows ``index [G, B]`` of ``features [n, L, D]`` -> ``[G, B, D]`` (each group its layer) or ``[G, B, L, D]``."""
     if mix:
         return features[index]
-    return features[index, group_layer.unsqueeze(1)]
+    n_clips, n_layers, dim = features.shape
+    flat = (index * n_layers + group_layer.unsqueeze(1)).reshape(-1)  # row of the [n * L, D] view
+    return features.view(n_clips * n_layers, dim).index_select(0, flat).view(*index.shape, dim)
 
 
 def predict_logits(model: StackedMLP, tensors, features, rows, group_layer, mix: bool, chunk: int = 2048):
@@ -413,41 +536,6 @@ def predict_logits(model: StackedMLP, tensors, features, rows, group_layer, mix:
             index = part.unsqueeze(0).expand(group_layer.shape[0], -1)
             out.append(model.forward(_gather_groups(features, index, group_layer, mix), tensors))
     return torch.cat(out, dim=1)
-
-
-def _adam_for(tensors, lrs, cfg):
-    """One Adam parameter group per group g: row views ``t[g]`` of the stacked tensors.
-
-    Updating the views in place updates the stacked tensors that the forward pass reads.
-    Returns ``(optimizer, views)`` with ``views[g]`` the parameter list of group g.
-    """
-    import torch
-
-    views = [[t.detach()[g] for t in tensors] for g in range(len(lrs))]
-    optimizer = torch.optim.Adam(
-        [{"params": params, "lr": float(lr)} for params, lr in zip(views, lrs)],
-        lr=float(cfg["lr"]),
-        weight_decay=float(cfg["weight_decay"]),
-        fused=True,  # one pass over memory per group; elementwise, so grouping cannot change results
-    )
-    return optimizer, views
-
-
-def _drop_stopped_groups(model, optimizer, views, keep: np.ndarray, lrs, cfg):
-    """Shrink the stacked tensors to the groups in ``keep`` (local indices), moving their Adam state.
-
-    Stopped groups then cost no compute; the kept groups' values are unchanged.
-    """
-    import torch
-
-    rows = torch.as_tensor(keep, device=model.tensors[0].device)
-    model.tensors = [t.detach()[rows].clone().requires_grad_(True) for t in model.tensors]
-    new_optimizer, new_views = _adam_for(model.tensors, lrs, cfg)
-    for new_g, old_g in enumerate(keep):
-        for new_p, old_p in zip(new_views[new_g], views[old_g]):
-            if old_p in optimizer.state:
-                new_optimizer.state[new_p] = optimizer.state[old_p]
-    return new_optimizer, new_views
 
 
 def train_stacked(
@@ -464,11 +552,11 @@ def train_stacked(
 ) -> tuple[StackedMLP, TrainedProbes]:
     """Train G probes at once; group g reads layer column ``group_layer[g]`` (ignored when mixing).
 
-    ``features [n, L, D]`` (z-scored, torch, on the device), ``labels [n]`` (torch int64),
-    ``train_rows``/``val_rows`` clip indices (torch int64). ``group_seeds[g]`` seeds group g's
-    generator (see :func:`group_seed`). Groups that early-stop are dropped from the stacked
-    tensors at the end of the epoch (their chosen weights are kept). Returns the model (for its
-    forward) and the chosen parameters of all G groups.
+    ``features [n, L, D]`` (z-scored, torch, on the device, contiguous), ``labels [n]`` (torch
+    int64), ``train_rows``/``val_rows`` clip indices (torch int64). ``group_seeds[g]`` seeds
+    group g's generator (see :func:`group_seed`). Groups that early-stop are dropped from the
+    stacked tensors at the end of the epoch (their chosen weights are kept). Returns the model
+    (for its forward) and the chosen parameters of all G groups.
     """
     import torch
     import torch.nn.functional as F
@@ -478,6 +566,7 @@ def train_stacked(
     torch.set_flush_denormal(True)
     log = log or LOG.info
     device = features.device
+    features = features.contiguous()
     n_groups = len(group_seeds)
     generators = [torch.Generator().manual_seed(s) for s in group_seeds]
     model = StackedMLP(features.shape[-1], cfg["hidden_sizes"], n_classes, mix_layers=mix_layers)
@@ -486,9 +575,9 @@ def train_stacked(
 
     lr = np.full(n_groups, float(cfg["lr"]))
     alive = np.arange(n_groups)  # original index of each group still training (= row of model.tensors)
-    optimizer, views = _adam_for(model.tensors, lr, cfg)
-    best = [t.detach().clone() for t in model.tensors]  # [G, ...], original group order
-    last = [t.detach().clone() for t in model.tensors]
+    optimizer = StackedAdam(model.tensors, lr, cfg["weight_decay"])
+    best = [t.clone() for t in model.tensors]  # [G, ...], original group order
+    last = [t.clone() for t in model.tensors]
     best_uar = np.full(n_groups, -np.inf)
     best_epoch = np.zeros(n_groups, dtype=np.int64)
     epochs_run = np.zeros(n_groups, dtype=np.int64)
@@ -507,19 +596,19 @@ def train_stacked(
         order = torch.stack([torch.randperm(n_train, generator=generators[g]) for g in alive]).to(device)
         order = train_rows[order]  # [G_alive, n_train] clip indices
         loss_sum = torch.zeros(n_alive, device=device)
-        for start in range(0, n_train, batch_size):
-            index = order[:, start : start + batch_size]  # [G_alive, B]
-            logits = model.forward(_gather_groups(features, index, layer_alive, mix))  # [G_alive, B, C]
-            loss = F.cross_entropy(logits.reshape(-1, n_classes), labels[index].reshape(-1), reduction="none")
-            loss = loss.view(n_alive, -1).mean(dim=1)  # [G_alive]: each group's own mean batch loss
-            loss_sum += loss.detach() * index.shape[1]
-            for t in model.tensors:
-                t.grad = None
-            loss.sum().backward()  # the gradient w.r.t. a group's parameters is its own loss's
-            for params, g in zip(views, range(n_alive)):
-                for p, t in zip(params, model.tensors):
-                    p.grad = t.grad[g]
-            optimizer.step()
+        with torch.no_grad():
+            for start in range(0, n_train, batch_size):
+                index = order[:, start : start + batch_size]  # [G_alive, B]
+                saved: list = []
+                logits = model.forward(_gather_groups(features, index, layer_alive, mix), saved=saved)
+                log_p = torch.log_softmax(logits, dim=-1)  # [G_alive, B, C]
+                target = labels[index].unsqueeze(-1)  # [G_alive, B, 1]
+                # each group's own mean cross-entropy over its batch; the step minimises their sum,
+                # whose gradient w.r.t. a group's parameters is that group's own gradient
+                loss_sum -= log_p.gather(-1, target).sum(dim=(1, 2))
+                d_logits = log_p.exp_().scatter_add_(-1, target, torch.full_like(target, -1, dtype=log_p.dtype))
+                model.backward(saved, d_logits.div_(index.shape[1]), optimizer.grads)
+                optimizer.step(model.tensors)
 
         logits = predict_logits(model, None, features, val_rows, layer_alive, mix)  # [G_alive, n_val, C]
         val_loss = F.cross_entropy(
@@ -541,7 +630,7 @@ def train_stacked(
             local = torch.as_tensor(np.flatnonzero(improved), device=device)
             target = torch.as_tensor(alive[improved], device=device)
             for keep, t in zip(best, model.tensors):
-                keep[target] = t.detach()[local]
+                keep[target] = t[local]
 
         better_loss = val_loss < plateau_best[alive] * (1.0 - 1e-4)
         plateau_best[alive[better_loss]] = val_loss[better_loss]
@@ -552,7 +641,7 @@ def train_stacked(
                 new_lr = lr[g] * cfg["lr_factor"]
                 if lr[g] - new_lr > 1e-8:
                     lr[g] = new_lr
-                    optimizer.param_groups[local_g]["lr"] = new_lr
+                    optimizer.lrs[local_g] = new_lr
                 plateau_bad[g] = 0
 
         stopping = np.zeros(n_alive, dtype=bool) if cfg["patience"] is None else wait[alive] >= cfg["patience"]
@@ -562,14 +651,16 @@ def train_stacked(
             local = torch.as_tensor(np.flatnonzero(stopping), device=device)
             target = torch.as_tensor(alive[stopping], device=device)
             for keep, t in zip(last, model.tensors):
-                keep[target] = t.detach()[local]
+                keep[target] = t[local]
         log(f"epoch {epoch + 1}: val UAR by group {dict(zip(alive.tolist(), np.round(val_uar, 4).tolist()))}, "
             f"{int((~stopping).sum())}/{n_groups} groups still training")
         if stopping.all():
             break
-        if stopping.any():
+        if stopping.any():  # stopped groups cost no compute from now on
             keep_local = np.flatnonzero(~stopping)
-            optimizer, views = _drop_stopped_groups(model, optimizer, views, keep_local, lr[alive[keep_local]], cfg)
+            rows = torch.as_tensor(keep_local, device=device)
+            model.tensors = [t[rows].contiguous() for t in model.tensors]
+            optimizer.keep(keep_local)
             alive = alive[keep_local]
 
     model.tensors = best if cfg["evaluate"] == "best" else last
