@@ -13,7 +13,8 @@ layer probes, each timed from z-scoring to the last test prediction:
                   epoch, the best epoch's weights kept (the study ran this recipe under
                   PyTorch Lightning, which adds its own overhead: this baseline is the leaner one).
 
-Early stopping is switched off so all do the same number of epochs.
+Early stopping is off by default so all do the same number of epochs; ``--patience 10`` gives
+all three the study's early stopping on validation UAR.
 
     python3 bench/bench_probe.py --epochs 1 --threads 2            # CPU, 1 epoch
     python3 bench/bench_probe.py --epochs 30 --device cuda          # the study's 30 epochs
@@ -35,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
 from bioprobe import probe  # noqa: E402
+from bioprobe.metrics import uar  # noqa: E402
 
 
 def synthetic_features(n_clips: int, n_layers: int, dim: int, n_classes: int, seed: int):
@@ -49,9 +51,15 @@ def synthetic_features(n_clips: int, n_layers: int, dim: int, n_classes: int, se
     return features, labels, split
 
 
-def run(features, labels, split, layers: list[int], cfg: dict, device: str) -> float:
+def run(features, labels, split, layers: list[int], cfg: dict, device: str) -> tuple[float, list[float]]:
+    """Seconds of one probe job over ``layers``, and each layer's test UAR (first seed).
+
+    Timed from the full feature array in memory, as the other variants: a single layer's copy
+    (a per-layer job would read only its layer) is inside the timing.
+    """
+    start = time.perf_counter()
     data = probe.ProbeData(
-        # all layers: no copy (z-scoring is in place and idempotent); one layer: a small copy
+        # all layers: no copy (z-scoring is in place and idempotent); one layer: its copy
         features=features if len(layers) == features.shape[1] else np.ascontiguousarray(features[:, layers, :]),
         labels=labels,
         split=split,
@@ -59,21 +67,22 @@ def run(features, labels, split, layers: list[int], cfg: dict, device: str) -> f
         classes=[str(c) for c in range(int(labels.max()) + 1)],
         layer_ids=layers,
     )
-    start = time.perf_counter()
-    probe.fit_probe(data, cfg, device)
+    result = probe.fit_probe(data, cfg, device)
     if device.startswith("cuda"):
         import torch
 
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    y_test = labels[result.rows["test"]]
+    return seconds, [uar(y_test, result.posteriors["test"][0, i].argmax(-1)) for i in range(len(layers))]
 
 
-def run_conventional(features, labels, split, layer: int, cfg: dict, device: str) -> float:
-    """One layer's probe trained the conventional way (see the module docstring); returns seconds."""
+def run_conventional(features, labels, split, layer: int, cfg: dict, device: str) -> tuple[float, float]:
+    """One layer's probes (every seed) trained the conventional way (see the module docstring):
+    seconds, and the first seed's test UAR."""
     import copy
 
     import torch
-    from sklearn.metrics import recall_score
     from sklearn.preprocessing import StandardScaler
     from torch import nn
 
@@ -83,44 +92,51 @@ def run_conventional(features, labels, split, layer: int, cfg: dict, device: str
     x = {name: torch.from_numpy(scaler.transform(features[idx, layer, :]).astype(np.float32)).to(device)
          for name, idx in rows.items()}
     y = {name: torch.from_numpy(labels[idx]).to(device) for name, idx in rows.items()}
-    torch.manual_seed(int(cfg["seeds"][0]) + layer)
     sizes = [features.shape[-1], *cfg["hidden_sizes"], int(labels.max()) + 1]
-    modules = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        modules.append(nn.Linear(fan_in, fan_out))
-        if i < len(sizes) - 2:
-            modules += [nn.LayerNorm(fan_out), nn.ReLU()]
-    net = nn.Sequential(*modules).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=cfg["lr_factor"], patience=cfg["lr_patience"]
-    )
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(x["train"], y["train"]), batch_size=cfg["batch_size"], shuffle=True
-    )
     loss_fn = nn.CrossEntropyLoss()
-    best_uar, best_state = -1.0, None
-    for _epoch in range(cfg["epochs"]):
-        net.train()
-        for xb, yb in loader:
-            optimizer.zero_grad()
-            loss_fn(net(xb), yb).backward()
-            optimizer.step()
-        net.eval()
+    test_uars = []
+    for seed in cfg["seeds"]:
+        torch.manual_seed(int(seed) * 1000 + layer)
+        modules = []
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            modules.append(nn.Linear(fan_in, fan_out))
+            if i < len(sizes) - 2:
+                modules += [nn.LayerNorm(fan_out), nn.ReLU()]
+        net = nn.Sequential(*modules).to(device)
+        optimizer = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=cfg["lr_factor"], patience=cfg["lr_patience"]
+        )
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(x["train"], y["train"]), batch_size=cfg["batch_size"], shuffle=True
+        )
+        best_uar, best_state, wait = -1.0, None, 0
+        for _epoch in range(cfg["epochs"]):
+            net.train()
+            for xb, yb in loader:
+                optimizer.zero_grad()
+                loss_fn(net(xb), yb).backward()
+                optimizer.step()
+            net.eval()
+            with torch.no_grad():
+                logits = torch.cat([net(part) for part in x["val"].split(2048)])
+                val_loss = loss_fn(logits, y["val"]).item()
+                val_uar = uar(y["val"].cpu().numpy(), logits.argmax(1).cpu().numpy())
+            scheduler.step(val_loss)
+            if val_uar > best_uar:
+                best_uar, best_state, wait = val_uar, copy.deepcopy(net.state_dict()), 0
+            else:
+                wait += 1
+                if cfg["patience"] is not None and wait >= cfg["patience"]:
+                    break  # early stopping on validation UAR
+        net.load_state_dict(best_state)
         with torch.no_grad():
-            logits = torch.cat([net(part) for part in x["val"].split(2048)])
-            val_loss = loss_fn(logits, y["val"]).item()
-            val_uar = recall_score(y["val"].cpu().numpy(), logits.argmax(1).cpu().numpy(), average="macro")
-        scheduler.step(val_loss)
-        if val_uar > best_uar:
-            best_uar, best_state = val_uar, copy.deepcopy(net.state_dict())
-    net.load_state_dict(best_state)
-    with torch.no_grad():
-        for name in ("val", "test"):
-            torch.cat([net(part).softmax(1) for part in x[name].split(2048)]).cpu().numpy()
+            posteriors = {name: torch.cat([net(part).softmax(1) for part in x[name].split(2048)]).cpu().numpy()
+                          for name in ("val", "test")}
+        test_uars.append(uar(y["test"].cpu().numpy(), posteriors["test"].argmax(-1)))
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, test_uars[0]
 
 
 def main(argv=None) -> None:
@@ -130,6 +146,8 @@ def main(argv=None) -> None:
     parser.add_argument("--dim", type=int, default=1536)
     parser.add_argument("--classes", type=int, default=11)
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--patience", type=int, default=None,
+                        help="early stopping patience (default: off, so every variant runs all epochs)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42])
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
@@ -141,25 +159,32 @@ def main(argv=None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = probe.resolve_probe_config("bench", {"type": "mlp", "epochs": args.epochs, "patience": None, "seeds": args.seeds})
+    cfg = probe.resolve_probe_config("bench", {"type": "mlp", "epochs": args.epochs, "patience": args.patience, "seeds": args.seeds})
     features, labels, split = synthetic_features(args.clips, args.layers, args.dim, args.classes, seed=0)
     all_layers = list(range(args.layers))
     warm = slice(0, min(args.clips, 500))  # first calls pay one-off library start-up: not timed
     run(features[warm].copy(), labels[warm], split[warm], all_layers, cfg, args.device)
-    run_conventional(features[warm], labels[warm], split[warm], 0, cfg, args.device)
-    vectorised = run(features, labels, split, all_layers, cfg, args.device)
+    if "conventional" in args.baselines:
+        run_conventional(features[warm], labels[warm], split[warm], 0, cfg, args.device)
+    vectorised, vectorised_uar = run(features, labels, split, all_layers, cfg, args.device)
     result = {
         "clips": args.clips, "layers": args.layers, "dim": args.dim, "classes": args.classes,
-        "epochs": args.epochs, "seeds": args.seeds, "device": args.device, "threads": torch.get_num_threads(),
+        "epochs": args.epochs, "patience": args.patience, "seeds": args.seeds, "device": args.device,
+        "threads": torch.get_num_threads(),
         "vectorised_s": round(vectorised, 2),
+        "vectorised_test_uar": [round(u, 3) for u in vectorised_uar],
     }
     for baseline in args.baselines:
         if baseline == "same_trainer":
-            seconds = sum(run(features, labels, split, [layer], cfg, args.device) for layer in all_layers)
+            runs = [run(features, labels, split, [layer], cfg, args.device) for layer in all_layers]
+            uars = [layer_uars[0] for _seconds, layer_uars in runs]
         else:
-            seconds = sum(run_conventional(features, labels, split, layer, cfg, args.device) for layer in all_layers)
+            runs = [run_conventional(features, labels, split, layer, cfg, args.device) for layer in all_layers]
+            uars = [layer_uar for _seconds, layer_uar in runs]
+        seconds = sum(seconds for seconds, _ in runs)
         result[f"{baseline}_per_layer_s"] = round(seconds, 2)
         result[f"speedup_vs_{baseline}"] = round(seconds / vectorised, 2)
+        result[f"{baseline}_test_uar"] = [round(u, 3) for u in uars]
     result.update({"torch": torch.__version__, "cpu": platform.processor() or platform.machine()})
     print(json.dumps(result))
 

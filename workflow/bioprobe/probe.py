@@ -276,11 +276,13 @@ def zscore_inplace(features: np.ndarray, train_index: np.ndarray, chunk: int = 1
     Constant dimensions (std 0) are only centred, as in sklearn's StandardScaler. The statistics
     are accumulated in float64 over chunks of train clips (Chan et al.'s pairwise update of mean
     and sum of squared deviations), so no float64 copy of a whole layer is made; the arithmetic
-    runs in torch, on all threads.
+    runs in torch, with torch's thread setting (the job's ``threads:``).
     Returns ``(mean [L, D], std [L, D])`` in float64.
     """
     import torch
 
+    if not features.flags.writeable:
+        raise ValueError("zscore_inplace: the features array is read-only; pass a writeable copy")
     data = torch.from_numpy(features)
     rows = torch.from_numpy(np.asarray(train_index, dtype=np.int64))
     n_layers, dim = features.shape[1:]
@@ -330,7 +332,7 @@ class StackedMLP:
     weights are ``[G, out, in]`` (``torch.nn.Linear``'s layout).
 
     :meth:`forward` and :meth:`backward` are written out by hand rather than left to autograd:
-    one step of G groups is then ~30 batched kernels with no graph to build, and every gradient
+    one step of G groups is then a few dozen batched kernels with no graph to build, and every gradient
     lands in a buffer that is reused from step to step (``torch`` would otherwise allocate, and
     the OS zero, a fresh 10 MB first-layer gradient every step). ``tests/test_probe.py`` checks
     the gradients against autograd's.
@@ -444,52 +446,79 @@ LAYER_NORM_EPS = 1e-5
 
 class StackedAdam:
     """Adam (``torch.optim.Adam``'s update, defaults betas (0.9, 0.999), eps 1e-8, L2 weight
-    decay) over stacked ``[G, ...]`` tensors, one learning rate per group.
+    decay) over the stacked ``[G, ...]`` tensors ``params``, updated in place, one learning rate
+    per group (:attr:`lrs`).
 
     The update is torch's fused Adam kernel (``torch._fused_adam_``, the kernel behind
-    ``torch.optim.Adam(fused=True)``): one pass over memory, elementwise, so a group's update
-    does not depend on the other groups. All groups still training have taken the same number
-    of steps, so one step counter serves them all; while they share one learning rate (always,
-    until a plateau lowers one) the stacked tensors go to the kernel whole, otherwise one call
-    per distinct rate on the rows that have it. ``tests/test_probe.py`` checks the update
-    against ``torch.optim.Adam``.
+    ``torch.optim.Adam(fused=True)``): one pass over memory, elementwise. All groups still
+    training have taken the same number of steps, so one step counter serves them all.
+
+    Bit-identical to training a group alone: the kernel's vector body and its scalar tail round
+    differently, so a value must reach the kernel at a position that is in the vector body
+    whenever it is when the group is alone. A tensor whose per-group size is a multiple of
+    :data:`_WHOLE_VECTORS` (the big weight matrices) has no tail either way and goes to one call
+    for all groups while they share a learning rate; the other tensors (biases of odd sizes,
+    the last layer) and every tensor once rates differ go one call per group on that group's
+    rows. ``tests/test_probe.py`` checks the update against ``torch.optim.Adam``.
     """
 
-    def __init__(self, tensors: list, lrs: np.ndarray, weight_decay: float):
+    def __init__(self, params: list, lrs: np.ndarray, weight_decay: float):
         import torch
 
+        self.params = list(params)
         self.lrs = np.asarray(lrs, dtype=np.float64).copy()
         self.weight_decay = float(weight_decay)
-        self.exp_avg = [torch.zeros_like(t) for t in tensors]
-        self.exp_avg_sq = [torch.zeros_like(t) for t in tensors]
-        self.grads = [torch.zeros_like(t) for t in tensors]  # the backward pass writes here
-        self.steps = torch.zeros((), dtype=torch.float32, device=tensors[0].device)
+        self.exp_avg = [torch.zeros_like(t) for t in params]
+        self.exp_avg_sq = [torch.zeros_like(t) for t in params]
+        self.grads = [torch.zeros_like(t) for t in params]  # the backward pass writes here
+        self.steps = torch.zeros((), dtype=torch.float32, device=params[0].device)
+        self._whole = [k for k, t in enumerate(params) if t[0].numel() % _WHOLE_VECTORS == 0]
+        self._views()
 
-    def step(self, tensors: list) -> None:
+    def _views(self) -> None:
+        """Argument lists of the kernel: whole tensors, and per group its rows of all / of the rest."""
+        state = (self.params, self.grads, self.exp_avg, self.exp_avg_sq)
+        rest = [k for k in range(len(self.params)) if k not in self._whole]
+        self._stacked = tuple([tensors[k] for k in self._whole] for tensors in state)
+        self._rows_all = [tuple([t[g] for t in tensors] for tensors in state) for g in range(self.lrs.shape[0])]
+        self._rows_rest = [tuple([tensors[k][g] for k in rest] for tensors in state) for g in range(self.lrs.shape[0])]
+
+    def _update(self, lists, rate: float) -> None:
         import torch
 
-        self.steps += 1
-        rates = np.unique(self.lrs)
-        for rate in rates:
-            if rates.shape[0] == 1:
-                lists = (tensors, self.grads, self.exp_avg, self.exp_avg_sq)
-            else:
-                rows = np.flatnonzero(self.lrs == rate).tolist()
-                lists = tuple([t[g] for t in group for g in rows] for group in (tensors, self.grads, self.exp_avg, self.exp_avg_sq))
+        if lists[0]:
             torch._fused_adam_(
                 *lists, [], [self.steps] * len(lists[0]),
-                lr=float(rate), beta1=0.9, beta2=0.999, weight_decay=self.weight_decay, eps=1e-8,
+                lr=rate, beta1=0.9, beta2=0.999, weight_decay=self.weight_decay, eps=1e-8,
                 amsgrad=False, maximize=False, grad_scale=None, found_inf=None,
             )
 
-    def keep(self, rows) -> None:
-        """Keep the state of groups ``rows`` (local indices) only, in that order."""
+    def step(self) -> None:
+        self.steps += 1
+        rates = self.lrs.tolist()
+        if all(rate == rates[0] for rate in rates):
+            self._update(self._stacked, rates[0])
+            per_group = self._rows_rest
+        else:
+            per_group = self._rows_all
+        for rate, lists in zip(rates, per_group):
+            self._update(lists, rate)
+
+    def keep(self, rows) -> list:
+        """Keep groups ``rows`` (local indices) only, in that order; returns the new parameter tensors."""
         import torch
 
-        index = torch.as_tensor(rows, device=self.steps.device)
-        for state in (self.exp_avg, self.exp_avg_sq, self.grads):
+        index = torch.as_tensor(np.asarray(rows), device=self.steps.device)
+        for state in (self.params, self.exp_avg, self.exp_avg_sq, self.grads):
             state[:] = [t[index].contiguous() for t in state]
         self.lrs = self.lrs[np.asarray(rows)]
+        self._views()
+        return self.params
+
+
+#: A per-group size that is a multiple of this is all vector body in torch's fused Adam kernel
+#: (a multiple of its vector width times unrolling on CPUs up to AVX-512).
+_WHOLE_VECTORS = 64
 
 
 @dataclass
@@ -520,6 +549,8 @@ def _gather_groups(features, index, group_layer, mix: bool):
     """Rows ``index [G, B]`` of ``features [n, L, D]`` -> ``[G, B, D]`` (each group its layer) or ``[G, B, L, D]``."""
     if mix:
         return features[index]
+    if not features.is_contiguous():
+        return features[index, group_layer.unsqueeze(1)]
     n_clips, n_layers, dim = features.shape
     flat = (index * n_layers + group_layer.unsqueeze(1)).reshape(-1)  # row of the [n * L, D] view
     return features.view(n_clips * n_layers, dim).index_select(0, flat).view(*index.shape, dim)
@@ -608,7 +639,7 @@ def train_stacked(
                 loss_sum -= log_p.gather(-1, target).sum(dim=(1, 2))
                 d_logits = log_p.exp_().scatter_add_(-1, target, torch.full_like(target, -1, dtype=log_p.dtype))
                 model.backward(saved, d_logits.div_(index.shape[1]), optimizer.grads)
-                optimizer.step(model.tensors)
+                optimizer.step()
 
         logits = predict_logits(model, None, features, val_rows, layer_alive, mix)  # [G_alive, n_val, C]
         val_loss = F.cross_entropy(
@@ -658,9 +689,7 @@ def train_stacked(
             break
         if stopping.any():  # stopped groups cost no compute from now on
             keep_local = np.flatnonzero(~stopping)
-            rows = torch.as_tensor(keep_local, device=device)
-            model.tensors = [t[rows].contiguous() for t in model.tensors]
-            optimizer.keep(keep_local)
+            model.tensors = optimizer.keep(keep_local)
             alive = alive[keep_local]
 
     model.tensors = best if cfg["evaluate"] == "best" else last
