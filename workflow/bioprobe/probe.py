@@ -583,11 +583,11 @@ def train_stacked(
 ) -> tuple[StackedMLP, TrainedProbes]:
     """Train G probes at once; group g reads layer column ``group_layer[g]`` (ignored when mixing).
 
-    ``features [n, L, D]`` (z-scored, torch, on the device, contiguous), ``labels [n]`` (torch
-    int64), ``train_rows``/``val_rows`` clip indices (torch int64). ``group_seeds[g]`` seeds
-    group g's generator (see :func:`group_seed`). Groups that early-stop are dropped from the
-    stacked tensors at the end of the epoch (their chosen weights are kept). Returns the model
-    (for its forward) and the chosen parameters of all G groups.
+    ``features [n, L, D]`` (z-scored, torch, on the device; contiguous is gathered fastest),
+    ``labels [n]`` (torch int64), ``train_rows``/``val_rows`` clip indices (torch int64).
+    ``group_seeds[g]`` seeds group g's generator (see :func:`group_seed`). Groups that early-stop
+    are dropped from the stacked tensors at the end of the epoch (their chosen weights are kept).
+    Returns the model (for its forward) and the chosen parameters of all G groups.
     """
     import torch
     import torch.nn.functional as F
@@ -597,7 +597,6 @@ def train_stacked(
     torch.set_flush_denormal(True)
     log = log or LOG.info
     device = features.device
-    features = features.contiguous()
     n_groups = len(group_seeds)
     generators = [torch.Generator().manual_seed(s) for s in group_seeds]
     model = StackedMLP(features.shape[-1], cfg["hidden_sizes"], n_classes, mix_layers=mix_layers)
@@ -633,11 +632,11 @@ def train_stacked(
                 saved: list = []
                 logits = model.forward(_gather_groups(features, index, layer_alive, mix), saved=saved)
                 log_p = torch.log_softmax(logits, dim=-1)  # [G_alive, B, C]
-                target = labels[index].unsqueeze(-1)  # [G_alive, B, 1]
+                target = labels[index]  # [G_alive, B]
                 # each group's own mean cross-entropy over its batch; the step minimises their sum,
                 # whose gradient w.r.t. a group's parameters is that group's own gradient
-                loss_sum -= log_p.gather(-1, target).sum(dim=(1, 2))
-                d_logits = log_p.exp_().scatter_add_(-1, target, torch.full_like(target, -1, dtype=log_p.dtype))
+                loss_sum -= log_p.gather(-1, target.unsqueeze(-1)).sum(dim=(1, 2))
+                d_logits = log_p.exp_().sub_(F.one_hot(target, n_classes).to(log_p.dtype))
                 model.backward(saved, d_logits.div_(index.shape[1]), optimizer.grads)
                 optimizer.step()
 
