@@ -121,6 +121,12 @@ def first_layer_output(encoder):
         return encoder(torch.linspace(-1, 1, 8000)[None])[1]
 
 
+def assert_same_model_as(encoder, saved_dir, tmp_path):
+    """``encoder`` computes exactly what the model saved in ``saved_dir`` computes."""
+    reference = load_encoder("ref", {"source": "huggingface", "id": str(saved_dir)}, tmp_path / "ref_cache")
+    torch.testing.assert_close(first_layer_output(encoder), first_layer_output(reference), atol=0, rtol=0)
+
+
 # ------------------------------------------------------------------------------------------------
 # Hugging Face hub
 
@@ -149,8 +155,7 @@ def test_hf_fetch_pins_the_commit_and_reuses_it(hub, tiny, tmp_path):
     hub.close()
     encoder = load_encoder("hubert", mcfg, cache)
     assert encoder.provenance["commit"] == COMMIT_A
-    reference = load_encoder("ref", {"source": "huggingface", "id": str(tiny["a"])}, tmp_path / "ref_cache")
-    torch.testing.assert_close(first_layer_output(encoder), first_layer_output(reference), atol=0, rtol=0)
+    assert_same_model_as(encoder, tiny["a"], tmp_path)
 
 
 def test_hf_deleting_the_lock_and_its_pinned_copy_updates_to_the_new_commit(hub, tiny, tmp_path):
@@ -201,8 +206,7 @@ def test_prefilled_hub_cache_works_offline(monkeypatch, tiny, tmp_path):
     lock = fetch_weights("hubert", mcfg, cache)
     assert lock["commit"] == snapshot.name
     encoder = load_encoder("hubert", mcfg, cache)
-    reference = load_encoder("ref", {"source": "huggingface", "id": str(tiny["a"])}, tmp_path / "ref_cache")
-    torch.testing.assert_close(first_layer_output(encoder), first_layer_output(reference), atol=0, rtol=0)
+    assert_same_model_as(encoder, tiny["a"], tmp_path)
 
 
 def test_corrupt_cached_weights_are_detected(hub, tiny, tmp_path):
