@@ -32,6 +32,7 @@ Probe types (``probes:`` entries of config.yaml; see docs/probes.md):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -178,7 +179,10 @@ class ProbeData:
 
 
 def read_manifest(manifest_csv) -> "pandas.DataFrame":  # noqa: F821
-    """Read a manifest and check the columns the probes need (clip_id, label, split)."""
+    """Read a split file (``split.csv``) and check the columns the probes need (clip_id, label, split).
+
+    Returns the clips the probes use: rows whose split is ``excluded`` are left out.
+    """
     import pandas as pd
 
     manifest_csv = Path(manifest_csv)
@@ -186,9 +190,10 @@ def read_manifest(manifest_csv) -> "pandas.DataFrame":  # noqa: F821
     missing = {"clip_id", "label", "split"} - set(frame.columns)
     if missing:
         raise ValueError(f"{manifest_csv}: missing column(s) {', '.join(sorted(missing))}")
-    bad = sorted(set(frame["split"]) - set(SPLITS))
+    bad = sorted(set(frame["split"]) - set(SPLITS) - {"excluded"})
     if bad:
-        raise ValueError(f"{manifest_csv}: column 'split' holds {bad}; allowed are train, val, test")
+        raise ValueError(f"{manifest_csv}: column 'split' holds {bad}; allowed are train, val, test, excluded")
+    frame = frame[frame["split"] != "excluded"].reset_index(drop=True)
     if frame["clip_id"].duplicated().any():
         dup = frame.loc[frame["clip_id"].duplicated(), "clip_id"].iloc[0]
         raise ValueError(f"{manifest_csv}: duplicate clip_id {dup!r}")
@@ -201,21 +206,22 @@ def read_manifest(manifest_csv) -> "pandas.DataFrame":  # noqa: F821
 
 
 def class_names(manifest) -> list[str]:
-    """The classes of a dataset: the sorted unique labels of the whole manifest (index = class id)."""
+    """The classes of a dataset: the sorted unique labels of its used clips (index = class id)."""
     return sorted(set(manifest["label"]))
 
 
 def align_to_manifest(clip_ids: list[str], manifest, source) -> np.ndarray:
-    """Return the row of ``clip_ids`` for each manifest clip, or raise naming the mismatch."""
+    """Return the row of ``clip_ids`` for each used clip, or raise naming the missing ones.
+
+    The embeddings may hold more clips than are used (clips excluded by label settings).
+    """
     position = {cid: i for i, cid in enumerate(clip_ids)}
     if len(position) != len(clip_ids):
         raise ValueError(f"{source}: duplicate clip_id in the embedding file")
     missing = [cid for cid in manifest["clip_id"] if cid not in position]
     if missing:
-        raise ValueError(f"{source}: {len(missing)} manifest clip(s) have no embedding, e.g. {missing[:3]}; re-run the embed step")
-    extra = len(clip_ids) - len(manifest)
-    if extra:
-        raise ValueError(f"{source}: holds {extra} clip(s) that are not in the manifest; the embeddings are stale, re-run the embed step")
+        raise ValueError(f"{source}: {len(missing)} clip(s) of the split file have no embedding, e.g. {missing[:3]}; "
+                         "the embeddings are stale, re-run the embed step")
     return np.fromiter((position[cid] for cid in manifest["clip_id"]), dtype=np.int64, count=len(manifest))
 
 
@@ -569,7 +575,38 @@ def predict_logits(model: StackedMLP, tensors, features, rows, group_layer, mix:
     return torch.cat(out, dim=1)
 
 
-def train_stacked(
+def denormals_flushed() -> bool:
+    """Whether this thread flushes denormal floats to zero (torch has a setter but no getter)."""
+    import torch
+
+    return bool((torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0)
+
+
+@contextlib.contextmanager
+def flush_denormal():
+    """Flush denormal floats to zero inside the block; the caller's setting is restored after."""
+    import torch
+
+    before = denormals_flushed()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(before)
+
+
+def train_stacked(*args, **kwargs) -> tuple[StackedMLP, TrainedProbes]:
+    """Train G probes at once (see :func:`_train_stacked`), denormals flushed to zero meanwhile.
+
+    Adam's second moments and late-epoch gradients underflow into denormal floats, which are
+    many times slower on x86 CPUs; flushing them changes no result that matters here. The
+    caller's setting is restored afterwards.
+    """
+    with flush_denormal():
+        return _train_stacked(*args, **kwargs)
+
+
+def _train_stacked(
     features,
     labels,
     train_rows,
@@ -592,9 +629,6 @@ def train_stacked(
     import torch
     import torch.nn.functional as F
 
-    # Adam's second moments and late-epoch gradients underflow into denormal floats, which are
-    # many times slower on x86 CPUs; flushing them to zero changes no result that matters here.
-    torch.set_flush_denormal(True)
     log = log or LOG.info
     device = features.device
     n_groups = len(group_seeds)

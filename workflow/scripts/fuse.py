@@ -7,9 +7,9 @@ with logged(snakemake):
     run_fusion(
         snakemake.wildcards.dataset,
         snakemake.wildcards.fusion,
-        snakemake.params.fcfg,
+        snakemake.config["fusion"][snakemake.wildcards.fusion],  # params.fcfg holds its tracked part
         snakemake.params.pcfg,
-        snakemake.input.manifest,
+        snakemake.input.split,
         embeddings=dict(zip(models, snakemake.input.embeddings)),
         probe_dirs=snakemake.params.probe_dirs,
         out_dir=snakemake.params.out_dir,

@@ -5,7 +5,7 @@ from bioprobe.smk import logged
 with logged(snakemake):
     run_probe_job(
         snakemake.input.embeddings,
-        snakemake.input.manifest,
+        snakemake.input.split,
         snakemake.params.out_dir,
         dataset=snakemake.wildcards.dataset,
         model=snakemake.wildcards.model,

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from types import ModuleType
 
-from .common import MANIFEST_COLUMNS  # noqa: F401  (columns every manifest starts with; stdlib-only module)
+from .common import CLIP_COLUMNS, MANIFEST_COLUMNS  # noqa: F401  (stdlib-only module)
 
 #: The values ``type:`` may take in a dataset's config entry.
 DATASET_TYPES: tuple[str, ...] = ("folder", "watkins", "imv", "abzaliev")
@@ -86,7 +86,13 @@ def prepare_inputs(name: str, dcfg: dict, data_dir: str | os.PathLike) -> list[s
 
 
 def build_manifest(name: str, dcfg: dict, data_dir: str | os.PathLike):
-    """The dataset's manifest as a pandas DataFrame (no ``split`` column yet), in the loader's row order."""
+    """The dataset's table (pandas DataFrame, loader's row order, no ``split`` yet).
+
+    Columns: :data:`CLIP_COLUMNS`, ``label``, ``group``, the type's extra id columns, and
+    ``exclude`` (why a clip is left out of the probes, empty when it is used). The clip columns
+    depend only on :func:`clip_settings` and the data: label settings only change the other
+    columns (and mark clips excluded), never which clips exist.
+    """
     available, why = dataset_is_available(dcfg)
     if not available:
         raise ValueError(f"dataset {name!r} is not available: {why}")
@@ -94,6 +100,8 @@ def build_manifest(name: str, dcfg: dict, data_dir: str | os.PathLike):
     from .common import check_manifest
 
     check_manifest(df, f"dataset {name!r}")
+    if "exclude" not in df.columns:
+        df["exclude"] = ""
     return df
 
 
@@ -108,18 +116,91 @@ def split_config(dcfg: dict) -> dict:
     return cfg
 
 
-def prepare(name: str, dcfg: dict, data_dir: str | os.PathLike, manifest_out: str | os.PathLike,
-            leakage_out: str | os.PathLike) -> None:
-    """Build the manifest, split it once, and write ``manifest_out`` (CSV) and ``leakage_out`` (JSON) atomically."""
-    from ..fileio import write_csv, write_json
-    from ..splits import assign_splits, leakage_report
+# --- What each rule tracks -------------------------------------------------------------------
+# Each type module declares CLIP_KEYS (config keys that change which clips exist or their audio)
+# and LABEL_KEYS (keys that change labels, groups or exclusions); ``split`` and ``label_map``
+# are label settings of every type. Values equal to their schema default are left out
+# (bioprobe.config.tracked), so adding a key with a neutral default makes nothing stale.
+
+#: Label settings every type has.
+COMMON_LABEL_KEYS = ("split", "label_map")
+
+
+def _tracked(dcfg: dict, keys) -> dict:
+    from ..config import tracked
+
+    minimal = {k: dcfg[k] for k in ("type", "root", "labels") if k in dcfg}
+    chosen = {k: dcfg[k] for k in keys if k in dcfg}
+    if "split" in chosen:  # the type's default method, whether or not the config loader filled it
+        chosen["split"] = split_config(dcfg)
+    return tracked({**chosen, "type": dcfg["type"]}, "datasets.schema.yaml", (), minimal)
+
+
+def download_settings(dcfg: dict) -> dict:
+    """What the download rule tracks: the type and the files that make up the dataset.
+
+    Mirrors, retries and timeouts change how, not what, is downloaded: they are not tracked.
+    """
+    module = dataset_module(dcfg)
+    return {"type": dcfg["type"], "sources": list(module.source_names(dcfg)),
+            **{k: dcfg[k] for k in getattr(module, "DOWNLOAD_KEYS", ()) if k in dcfg}}
+
+
+def clip_settings(dcfg: dict, made_by_workflow: tuple[str, ...] = ()) -> dict:
+    """What the clips rule tracks: the keys that change which clips exist or their audio.
+
+    A folder dataset's labels CSV also holds labels: unless the workflow makes that file itself
+    (``made_by_workflow``, e.g. the demo's), the digest of its clip columns is tracked instead of
+    its date (see :func:`clips_inputs`).
+    """
+    settings = _tracked(dcfg, dataset_module(dcfg).CLIP_KEYS)
+    if _digest_tracked(dcfg, made_by_workflow):
+        settings["clip_columns_sha256"] = dataset_module(dcfg).clip_columns_digest(dcfg)
+    return settings
+
+
+def _digest_tracked(dcfg: dict, made_by_workflow) -> bool:
+    module = dataset_module(dcfg)
+    if not hasattr(module, "clip_columns_digest"):
+        return False
+    made = {os.path.normpath(p) for p in made_by_workflow}
+    return os.path.normpath(str(dcfg.get("labels") or "")) not in made
+
+
+def clips_inputs(name: str, dcfg: dict, data_dir: str | os.PathLike,
+                 made_by_workflow: tuple[str, ...] = ()) -> list[tuple[str, bool]]:
+    """``(path, ancient)`` for each input of the clips rule.
+
+    ``ancient`` is True for a source whose content the rule tracks through
+    :func:`clip_settings` (a user's folder labels CSV): its date alone must not re-run it.
+    """
+    ancient = _digest_tracked(dcfg, made_by_workflow)
+    return [(p, ancient) for p in prepare_inputs(name, dcfg, data_dir)]
+
+
+def split_settings(dcfg: dict) -> dict:
+    """What the split rule tracks: the keys that change labels, groups, exclusions or the split."""
+    return _tracked(dcfg, tuple(dataset_module(dcfg).LABEL_KEYS) + COMMON_LABEL_KEYS)
+
+
+def write_clips(name: str, dcfg: dict, data_dir: str | os.PathLike, clips_out: str | os.PathLike) -> None:
+    """Write ``clips.csv`` (``clip_id, path, start, end``: what audio each clip is) atomically."""
+    from ..fileio import write_csv
 
     df = build_manifest(name, dcfg, data_dir)
-    manifest_dropped = dict(df.attrs.get("manifest_dropped", {}))
-    split = split_config(dcfg)
-    df = assign_splits(df, method=split["method"], ratios=split["ratios"], seed=split["seed"],
-                       drop_small_classes=split["drop_small_classes"], group_column=split["group_by"])
-    report = {"dataset": name, "type": dcfg["type"], **leakage_report(df)}
-    report["manifest_dropped"] = manifest_dropped
-    write_csv(manifest_out, df)
-    write_json(leakage_out, report)
+    write_csv(clips_out, df[list(CLIP_COLUMNS)])
+
+
+def write_split(name: str, dcfg: dict, data_dir: str | os.PathLike, clips_csv: str | os.PathLike,
+                split_out: str | os.PathLike, leakage_out: str | os.PathLike) -> None:
+    """Write ``split.csv`` and ``leakage.json`` for the clips of ``clips_csv`` (see :mod:`.labels`)."""
+    from .labels import write_split as _write_split
+
+    _write_split(name, dcfg, data_dir, clips_csv, split_out, leakage_out)
+
+
+def prepare(name: str, dcfg: dict, data_dir: str | os.PathLike, out_dir: str | os.PathLike) -> None:
+    """Both rules' work in one call: ``clips.csv``, ``split.csv`` and ``leakage.json`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    write_clips(name, dcfg, data_dir, out_dir / "clips.csv")
+    write_split(name, dcfg, data_dir, out_dir / "clips.csv", out_dir / "split.csv", out_dir / "leakage.json")
