@@ -266,6 +266,54 @@ def test_mismatched_embeddings_are_named(dataset_files, tmp_path):
     assert not (tmp_path / "out" / "scores.csv").exists()
 
 
+def test_excluded_clips_are_ignored_and_extra_embeddings_allowed(dataset_files, tmp_path):
+    root, features, labels, split = dataset_files
+    table = pd.read_csv(root / "manifest.csv", keep_default_na=False)
+    table = table.drop(columns=["path", "start", "end"])
+    excluded = np.zeros(N_CLIPS, dtype=bool)
+    excluded[::7] = True
+    excluded |= (table["label"] == "egg").to_numpy()  # a whole class excluded (e.g. drop_codes)
+    table.loc[excluded, "split"] = "excluded"
+    table.loc[excluded, "label"] = "dropped code"  # an excluded clip's label is not a class
+    table.to_csv(tmp_path / "split.csv", index=False)
+    data = probe.load_probe_data(root / "emb.h5", tmp_path / "split.csv")  # the embeddings hold every clip
+    assert data.clip_ids == [c for c, e in zip(table["clip_id"], excluded) if not e]
+    assert data.classes == ["phee", "trill", "twitter"]
+    np.testing.assert_array_equal(data.features, features[~excluded])
+    assert set(data.split) == {"train", "val", "test"}
+    # a used clip without an embedding is still an error
+    write_embeddings(tmp_path / "short.h5", features[1:], [f"clip{i:04d}" for i in range(1, N_CLIPS)], {})
+    table.loc[0, "split"] = "train"
+    table.to_csv(tmp_path / "split.csv", index=False)
+    with pytest.raises(ValueError, match=r"short\.h5: 1 clip\(s\) of the split file have no embedding.*clip0000"):
+        probe.load_probe_data(tmp_path / "short.h5", tmp_path / "split.csv")
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_training_restores_the_callers_denormal_setting(before):
+    features, labels, split = synthetic(n=60)
+    torch.set_flush_denormal(before)
+    try:
+        assert probe.denormals_flushed() is before
+        seen = []
+        real = probe._train_stacked
+
+        def spy(*args, **kwargs):
+            seen.append(probe.denormals_flushed())
+            return real(*args, **kwargs)
+
+        probe._train_stacked = spy
+        try:
+            cfg = probe.resolve_probe_config("mlp", {"type": "mlp", "epochs": 2, "seeds": [0]})
+            probe.fit_probe(probe_data(features, labels, split, [0, 1]), cfg)
+        finally:
+            probe._train_stacked = real
+        assert seen == [True]  # flushed while training
+        assert probe.denormals_flushed() is before  # and the caller's setting is back afterwards
+    finally:
+        torch.set_flush_denormal(False)
+
+
 @pytest.mark.parametrize(
     "cfg, message",
     [

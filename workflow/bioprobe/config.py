@@ -163,8 +163,8 @@ def embed_settings(result_settings: dict, config: dict) -> dict:
 TRACKED_ALWAYS = "x-tracked"
 
 
-def _subschema(schema_file: str, *path: str) -> dict:
-    node = load_schemas()[schema_file]
+def _subschema(schema_dir: Path, schema_file: str, *path: str) -> dict:
+    node = load_schemas(schema_dir)[schema_file]
     for key in path:
         node = node["properties"][key]
     return node
@@ -188,18 +188,19 @@ def _always_tracked(node) -> set[str]:
 _DEFAULTS_CACHE: dict = {}
 
 
-def schema_defaults(schema_file: str, path: tuple[str, ...] = (), minimal: dict | None = None) -> tuple[dict, set[str]]:
+def schema_defaults(schema_file: str, path: tuple[str, ...] = (), minimal: dict | None = None,
+                    schema_dir: Path = SCHEMA_DIR) -> tuple[dict, set[str]]:
     """The values the schema fills into ``minimal`` (default ``{}``), and the always-tracked keys.
 
     ``schema_file``/``path`` name the schema of one section or entry (``("config.schema.yaml",
     ("audio",))``, ``("datasets.schema.yaml", ())``); ``minimal`` holds the keys that select
     type-dependent defaults (a dataset's ``type``, ``root``, ``labels``).
     """
-    key = (schema_file, path, repr(sorted((minimal or {}).items())))
+    key = (str(schema_dir), schema_file, path, repr(sorted((minimal or {}).items())))
     if key not in _DEFAULTS_CACHE:
-        schema = _subschema(schema_file, *path)
+        schema = _subschema(schema_dir, schema_file, *path)
         filled = copy.deepcopy(minimal or {})
-        list(_validator(load_schemas(), root=schema).iter_errors(filled))
+        list(_validator(load_schemas(schema_dir), root=schema).iter_errors(filled))
         _DEFAULTS_CACHE[key] = (filled, _always_tracked(schema))
     filled, always = _DEFAULTS_CACHE[key]
     return copy.deepcopy(filled), set(always)
@@ -226,9 +227,10 @@ def without_defaults(value, defaults, always: set[str] = frozenset()):
     return out
 
 
-def tracked(value: dict, schema_file: str, path: tuple[str, ...] = (), minimal: dict | None = None) -> dict:
+def tracked(value: dict, schema_file: str, path: tuple[str, ...] = (), minimal: dict | None = None,
+            schema_dir: Path = SCHEMA_DIR) -> dict:
     """The part of a config section that a rule tracks as ``params`` (see the rule above)."""
-    defaults, always = schema_defaults(schema_file, path, minimal)
+    defaults, always = schema_defaults(schema_file, path, minimal, schema_dir)
     return without_defaults(value, defaults, always | set(minimal or {}))
 
 
