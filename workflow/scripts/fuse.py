@@ -1,6 +1,10 @@
 import _bioprobe_path  # noqa: F401  (first: makes bioprobe importable)
-from bioprobe.fusion import run_fusion
-from bioprobe.smk import logged
+from bioprobe.smk import go_offline
+
+go_offline()  # HF_HUB_OFFLINE=1 before anything imports huggingface_hub: this job never downloads
+
+from bioprobe.fusion import run_fusion  # noqa: E402
+from bioprobe.smk import logged  # noqa: E402
 
 with logged(snakemake):
     models = snakemake.params.models
