@@ -108,3 +108,36 @@ def test_models_sit_below_weights_and_encoders():
 def test_no_library_module_is_over_the_length_limit():
     long = {name: n for name, path in library_modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def private_names_used(path: Path) -> list[str]:
+    """``module._name`` uses and ``from module import _name`` imports of bioprobe in a test file."""
+    tree = ast.parse(path.read_text(), str(path))
+    bound: set[str] = set()  # names bound to a bioprobe module or package
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bioprobe"):
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"{path.name}:{node.lineno} from {node.module} import {alias.name}")
+                bound.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            bound.update(alias.asname or alias.name.split(".")[0] for alias in node.names if alias.name.startswith("bioprobe"))
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                and isinstance(node.value, (ast.Name, ast.Attribute))):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in bound:
+                found.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+def test_no_test_reaches_into_a_private_name_of_the_library(tmp_path):
+    probe = tmp_path / "test_x.py"
+    probe.write_text("from bioprobe.download import _locked, fetch_file\nimport bioprobe.weights as w\nw._relative(1, 2)\n")
+    assert private_names_used(probe) == ["test_x.py:1 from bioprobe.download import _locked", "test_x.py:3 w._relative"]
+    tests = Path(__file__).resolve().parent
+    found = [hit for path in sorted(tests.rglob("*.py")) if path != Path(__file__).resolve() for hit in private_names_used(path)]
+    assert not found, "tests using private names of the library: " + "; ".join(found)

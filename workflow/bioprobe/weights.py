@@ -270,7 +270,8 @@ def fetch_aves_files(name: str, mcfg: Mapping, cache_dir: Path, prior: dict | No
     for key, url in wanted.items():
         dest = cache_dir / AVES_SUBDIR / name / url_filename(url)
         pinned = mcfg.get(f"{key}_sha256") or (prior or {}).get("files", {}).get(key, {}).get("sha256")
-        origin = "pinned in the config" if mcfg.get(f"{key}_sha256") else f"recorded in the lock {lock_path(name, cache_dir)}"
+        origin = ("pinned in the config" if mcfg.get(f"{key}_sha256")
+                  else f"recorded in the lock {lock_path(name, cache_dir)}")
         # Without a checksum to trust, a file already at dest may come from another URL: fetch anew.
         if not dest.exists() or not pinned or sha256_file(dest) != pinned:
             dest.unlink(missing_ok=True)  # never leave a file that fails its checksum in the cache
@@ -281,7 +282,9 @@ def fetch_aves_files(name: str, mcfg: Mapping, cache_dir: Path, prior: dict | No
                 fetch_file(remote, dest, expected={"sha256": pinned} if pinned else {},
                            retries=retries, backoff=backoff, timeout=timeout)
             except ChecksumError as err:
-                raise ValueError(f"model {name!r}: {url} does not match its checksum: expected {pinned} ({origin}); {err}") from err
+                raise ValueError(
+                    f"model {name!r}: {url} does not match its checksum: expected {pinned} ({origin}); {err}"
+                ) from err
             except DownloadError as err:
                 raise WeightsUnavailableError(
                     f"model {name!r}: cannot fetch {key} from {url} ({err}), and it is not in the cache {dest}"

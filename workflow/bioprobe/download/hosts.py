@@ -11,7 +11,15 @@ import re
 import urllib.parse
 import xml.etree.ElementTree as ET
 
-from .fetch import HASH_ALGORITHMS, DownloadError, RemoteFile, get_json, make_session, parse_checksum, request_with_retries
+from .fetch import (
+    HASH_ALGORITHMS,
+    DownloadError,
+    RemoteFile,
+    get_json,
+    make_session,
+    parse_checksum,
+    request_with_retries,
+)
 
 
 def zenodo_record_files(record_id: int | str, api_base: str = "https://zenodo.org/api/records",
