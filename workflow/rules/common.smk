@@ -4,7 +4,7 @@ import re
 import sys
 
 from bioprobe import datasets as bp_datasets
-from bioprobe import encoders as bp_encoders
+from bioprobe import models as bp_models
 from bioprobe.config import embed_result_settings, tracked
 
 # Normalised, so that paths built here and by the library compare equal ("data/" == "data").
@@ -62,8 +62,7 @@ def model_weights_cfg(wildcards):
     # Self-contained (a random_init's `of: <model name>` inlined) and without the keys that only
     # name or describe the model: renaming a model re-draws figures and tables, but does not
     # re-fetch weights or re-embed.
-    entry = bp_encoders.resolve_model_entry(wildcards.model, config["models"])
-    return {k: v for k, v in entry.items() if k not in bp_encoders.DESCRIPTIVE_KEYS}
+    return bp_models.rule_params(wildcards.model, config["models"])
 
 
 def probe_cfg(wildcards):
@@ -149,7 +148,7 @@ def embed_tracked():
 
 def figure_models():
     # what figures and tables show of each model: its name, group and pairing, in config order
-    keys = (*bp_encoders.DESCRIPTIVE_KEYS, "source")
+    keys = (*bp_models.DESCRIPTIVE_KEYS, "source")
     return {m: {k: v for k, v in mcfg.items() if k in keys} for m, mcfg in config["models"].items()}
 
 

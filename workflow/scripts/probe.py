@@ -3,7 +3,7 @@ from bioprobe.smk import go_offline
 
 go_offline()  # HF_HUB_OFFLINE=1 before anything imports huggingface_hub: this job never downloads
 
-from bioprobe.probe import run_probe_job  # noqa: E402
+from bioprobe.probes import run_probe_job  # noqa: E402
 from bioprobe.smk import logged  # noqa: E402
 
 with logged(snakemake):

@@ -193,10 +193,15 @@ def write_clips(name: str, dcfg: dict, data_dir: str | os.PathLike, clips_out: s
 
 def write_split(name: str, dcfg: dict, data_dir: str | os.PathLike, clips_csv: str | os.PathLike,
                 split_out: str | os.PathLike, leakage_out: str | os.PathLike) -> None:
-    """Write ``split.csv`` and ``leakage.json`` for the clips of ``clips_csv`` (see :mod:`.labels`)."""
-    from .labels import write_split as _write_split
+    """Write ``split.csv`` and ``leakage.json`` for the clips of ``clips_csv`` atomically (see :mod:`.labels`)."""
+    from ..fileio import write_csv, write_json
+    from .labels import build_split
 
-    _write_split(name, dcfg, data_dir, clips_csv, split_out, leakage_out)
+    df = build_manifest(name, dcfg, data_dir)
+    study_counts = getattr(dataset_module(dcfg), "STUDY_COUNTS", None)
+    table, report = build_split(name, dcfg, df, split_config(dcfg), study_counts, clips_csv)
+    write_csv(split_out, table)
+    write_json(leakage_out, report)
 
 
 def prepare(name: str, dcfg: dict, data_dir: str | os.PathLike, out_dir: str | os.PathLike) -> None:

@@ -14,7 +14,6 @@ audio and the embeddings, does not depend on any of them.
 from __future__ import annotations
 
 import logging
-import os
 
 from .common import CLIP_COLUMNS
 
@@ -88,12 +87,11 @@ def check_clips(df, clips_csv) -> None:
                              "snakemake --forcerun clips (this re-extracts the changed dataset)")
 
 
-def study_count_check(module, attrs: dict) -> dict | None:
-    """Compare the loader's counts (``attrs["study_counts"]``) with the study's (``module.STUDY_COUNTS``).
+def study_count_check(expected: dict | None, attrs: dict) -> dict | None:
+    """Compare the loader's counts (``attrs["study_counts"]``) with the study's (``expected``).
 
     None when the type has no published counts or the config selects a part of the data.
     """
-    expected = getattr(module, "STUDY_COUNTS", None)
     found = attrs.get("study_counts")
     if not expected or not found:
         return None
@@ -101,18 +99,19 @@ def study_count_check(module, attrs: dict) -> dict | None:
     return {"expected": dict(expected), "found": dict(found), "match": not mismatches, "mismatches": mismatches}
 
 
-def build_split(name: str, dcfg: dict, data_dir: str | os.PathLike, clips_csv=None):
-    """``(split table, leakage report)`` of a dataset; checks the clips against ``clips_csv`` when given."""
-    from ..splits import assign_splits, leakage_report
-    from . import build_manifest, dataset_module, split_config
+def build_split(name: str, dcfg: dict, df, split: dict, study_counts: dict | None = None, clips_csv=None):
+    """``(split table, leakage report)`` of a dataset's table ``df`` (``bioprobe.datasets.build_manifest``).
 
-    df = build_manifest(name, dcfg, data_dir)
+    ``split`` is the effective split config, ``study_counts`` the type's published counts (or
+    None); the clips are checked against ``clips_csv`` when given.
+    """
+    from ..splits import assign_splits, leakage_report
+
     attrs = dict(df.attrs)
     if clips_csv is not None:
         check_clips(df, clips_csv)
     df = apply_label_map(df, dcfg.get("label_map"))
     df, small = exclude_small(df, int(dcfg.get("min_clips_per_class", 0) or 0))
-    split = split_config(dcfg)
     used = df[df["exclude"] == ""].drop(columns="exclude")
     assigned = assign_splits(used, method=split["method"], ratios=split["ratios"], seed=split["seed"],
                              drop_small_classes=split["drop_small_classes"], group_column=split["group_by"])
@@ -129,7 +128,7 @@ def build_split(name: str, dcfg: dict, data_dir: str | os.PathLike, clips_csv=No
     report["n_clips"]["excluded"] = int((out["split"] == EXCLUDED).sum())
     report["manifest_dropped"] = attrs.get("manifest_dropped", {})
     warnings = []
-    counts = study_count_check(dataset_module(dcfg), attrs)
+    counts = study_count_check(study_counts, attrs)
     if counts is not None:
         report["study_counts"] = counts
         for text in counts["mismatches"]:
@@ -140,10 +139,3 @@ def build_split(name: str, dcfg: dict, data_dir: str | os.PathLike, clips_csv=No
     return out, report
 
 
-def write_split(name: str, dcfg: dict, data_dir: str | os.PathLike, clips_csv, split_out, leakage_out) -> None:
-    """Write ``split.csv`` and ``leakage.json`` atomically (see the module docstring)."""
-    from ..fileio import write_csv, write_json
-
-    table, report = build_split(name, dcfg, data_dir, clips_csv)
-    write_csv(split_out, table)
-    write_json(leakage_out, report)
