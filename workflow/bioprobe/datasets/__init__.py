@@ -1,12 +1,20 @@
-"""Dataset types: where each dataset's files come from and how they become a manifest.
+"""Dataset types: where each dataset's files come from and how they become two tables.
 
 The Snakefile calls the cheap helpers here at parse time (:func:`needs_download`,
-:func:`dataset_is_available`, :func:`audio_root`, :func:`prepare_inputs`), so importing this
+:func:`dataset_is_available`, :func:`audio_root`, :func:`prepare_inputs`, :func:`clips_inputs`,
+:func:`download_settings`, :func:`clip_settings`, :func:`split_settings`), so importing this
 package loads neither pandas nor torch; each type's module imports them inside its functions.
 
-A manifest (``results/{dataset}/manifest.csv``) has one row per clip::
+A type's loader (:func:`build_manifest`) gives one table, one row per clip::
 
-    clip_id, path, start, end, label, group, [extra id columns...], split
+    clip_id, path, start, end, label, group, [extra id columns...], exclude
+
+and two rules write two files from it:
+
+* ``results/{dataset}/clips.csv`` (:func:`write_clips`): ``clip_id, path, start, end``, what
+  audio each clip is. It depends only on the type's ``CLIP_KEYS`` and the data.
+* ``results/{dataset}/split.csv`` (:func:`write_split`, :mod:`.labels`): ``clip_id, label,
+  group, [extra id columns...], split, exclude``, with ``split`` in train/val/test/excluded.
 
 ``path`` is relative to :func:`audio_root`; ``start``/``end`` are seconds, empty for a whole
 file; ``group`` is the unit a grouped split keeps together (file, recording, dog); extra
