@@ -312,6 +312,11 @@ def test_split_settings_never_change_the_clip_list(tmp_path):
     assert datasets.clip_settings(variants["seed"]) == datasets.clip_settings(base)
     assert datasets.split_settings(variants["seed"]) != datasets.split_settings(base)
     assert datasets.split_settings(variants["mapped"])["label_map"] == {"bark": "noise", "growl": None}
+    from bioprobe.datasets.labels import apply_label_map
+
+    numeric = pd.DataFrame({"label": ["1", "2", "3"], "exclude": ["", "", ""]})
+    mapped = apply_label_map(numeric, {1: "one", 2: None})  # keys as YAML reads them
+    assert mapped["label"].tolist() == ["one", "2", "3"] and mapped["exclude"].tolist() == ["", "label_map", ""]
 
 
 def test_split_refuses_a_clip_list_that_no_longer_matches_the_data(tmp_path):
@@ -347,6 +352,7 @@ def test_download_settings_track_only_what_is_downloaded():
     assert datasets.download_settings({**base, "retries": 9, "task": "caller", "split": {"seed": 1},
                                        "urls": None}) == datasets.download_settings(base)
     assert datasets.download_settings({**base, "twins": [1]}) != datasets.download_settings(base)
+    assert datasets.download_settings({"type": "abzaliev", "path": "x"}) == {"type": "abzaliev", "sources": []}
     watkins = {"type": "watkins"}
     assert datasets.download_settings({**watkins, "min_clips_per_class": 3}) == datasets.download_settings(watkins)
 

@@ -163,8 +163,20 @@ def embed_settings(result_settings: dict, config: dict) -> dict:
 TRACKED_ALWAYS = "x-tracked"
 
 
+_SCHEMAS_CACHE: dict = {}
+_VALIDATORS_CACHE: dict = {}
+
+
+def _schemas(schema_dir: Path) -> dict[str, dict]:
+    """:func:`load_schemas`, read once per folder (the Snakefile asks for defaults many times)."""
+    key = str(schema_dir)
+    if key not in _SCHEMAS_CACHE:
+        _SCHEMAS_CACHE[key] = load_schemas(schema_dir)
+    return _SCHEMAS_CACHE[key]
+
+
 def _subschema(schema_dir: Path, schema_file: str, *path: str) -> dict:
-    node = load_schemas(schema_dir)[schema_file]
+    node = _schemas(schema_dir)[schema_file]
     for key in path:
         node = node["properties"][key]
     return node
@@ -199,8 +211,11 @@ def schema_defaults(schema_file: str, path: tuple[str, ...] = (), minimal: dict 
     key = (str(schema_dir), schema_file, path, repr(sorted((minimal or {}).items())))
     if key not in _DEFAULTS_CACHE:
         schema = _subschema(schema_dir, schema_file, *path)
+        vkey = key[:3]
+        if vkey not in _VALIDATORS_CACHE:
+            _VALIDATORS_CACHE[vkey] = _validator(_schemas(schema_dir), root=schema)
         filled = copy.deepcopy(minimal or {})
-        list(_validator(load_schemas(schema_dir), root=schema).iter_errors(filled))
+        list(_VALIDATORS_CACHE[vkey].iter_errors(filled))
         _DEFAULTS_CACHE[key] = (filled, _always_tracked(schema))
     filled, always = _DEFAULTS_CACHE[key]
     return copy.deepcopy(filled), set(always)

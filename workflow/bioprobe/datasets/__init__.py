@@ -150,7 +150,8 @@ def download_settings(dcfg: dict) -> dict:
     Mirrors, retries and timeouts change how, not what, is downloaded: they are not tracked.
     """
     module = dataset_module(dcfg)
-    return {"type": dcfg["type"], "sources": list(module.source_names(dcfg)),
+    sources = module.source_names(dcfg) if module.NEEDS_DOWNLOAD else []  # local data: nothing to download
+    return {"type": dcfg["type"], "sources": list(sources),
             **{k: dcfg[k] for k in getattr(module, "DOWNLOAD_KEYS", ()) if k in dcfg}}
 
 

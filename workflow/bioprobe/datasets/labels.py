@@ -30,6 +30,7 @@ def apply_label_map(df, label_map: dict | None):
     """Rename labels by ``label_map`` ``{label: new label}``; a label mapped to null is excluded."""
     if not label_map:
         return df
+    label_map = {str(k): v for k, v in label_map.items()}  # YAML reads a label such as 1 as a number
     df = df.copy()
     unknown = sorted(set(map(str, label_map)) - set(df["label"].astype(str)))
     if unknown:
