@@ -100,10 +100,6 @@ def best_layers(scores: pd.DataFrame, seed_mean_cis: pd.DataFrame | None = None)
     return pd.DataFrame(rows)
 
 
-def published_scores(path: Path = PUBLISHED_CSV) -> pd.DataFrame:
-    return pd.read_csv(path)
-
-
 # Sources without a transformer: their "layers" are feature sets, not a CNN and blocks.
 HANDCRAFTED_SOURCES = ("logmel", "mfcc")
 
@@ -125,11 +121,19 @@ def write_tables(
     best_csv,
     best_md,
     all_scores_csv,
+    published_csv=PUBLISHED_CSV,
+    comparison: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Write the combined scores and the best-layer table (CSV and Markdown).
+    """Write the combined scores, the best-layer table (CSV and Markdown) and the comparison table.
 
-    ``datasets`` maps each dataset name to its type (to find the published numbers).
+    ``datasets`` maps each dataset name to its type; published numbers (``published_csv``, see
+    :mod:`bioprobe.figures.published`) are matched by dataset name or type and by model key or
+    ``published_as``. ``comparison`` maps ``csv``/``md``/``tex`` to the paths of study figure 3
+    (:mod:`bioprobe.figures.comparison`); None writes none.
     """
+    from .figures.comparison import comparison_frame, comparison_latex, comparison_markdown
+    from .figures.published import match_published, read_published
+
     paths = list(probe_scores) + list(fusion_scores)
     scores = read_scores(paths)
     write_csv(all_scores_csv, scores)
@@ -138,11 +142,7 @@ def write_tables(
     labels.update({name: f"Fusion ({name})" for name in fusion})
     best.insert(2, "label", best["model"].map(lambda m: labels.get(m, m)))
     best.insert(3, "group", best["model"].map(lambda m: (models.get(m) or {}).get("group", "fusion" if m in fusion else "")))
-    published = published_scores()
-    pub = {(r.dataset_type, r.model_label): r.uar for r in published.itertuples()}
-    best["published_uar"] = [
-        pub.get((datasets.get(d), "Fusion" if m in fusion else labels.get(m)), np.nan) for d, m in zip(best["dataset"], best["model"])
-    ]
+    best["published_uar"] = match_published(best, read_published(published_csv), models, fusion, datasets)
     # Rows in the config's order: models as listed, then fusions.
     order = {name: i for i, name in enumerate([*models, *fusion])}
     best = best.sort_values(["probe", "dataset"]).sort_values("model", key=lambda m: m.map(order).fillna(len(order)), kind="stable")
@@ -150,6 +150,11 @@ def write_tables(
     write_csv(best_csv, best)
     handcrafted = {name for name, cfg in models.items() if cfg.get("source") in HANDCRAFTED_SOURCES}
     write_text(best_md, best_layer_markdown(best, list(datasets), handcrafted))
+    if comparison:
+        table = comparison_frame(best, handcrafted)
+        write_csv(comparison["csv"], table)
+        write_text(comparison["md"], comparison_markdown(table, list(datasets)))
+        write_text(comparison["tex"], comparison_latex(table, list(datasets)))
     return best
 
 

@@ -12,4 +12,10 @@ with logged(snakemake):
         best_csv=snakemake.output.best_csv,
         best_md=snakemake.output.best_md,
         all_scores_csv=snakemake.output.all_scores,
+        published_csv=snakemake.input.published,
+        comparison={
+            "csv": snakemake.output.comparison_csv,
+            "md": snakemake.output.comparison_md,
+            "tex": snakemake.output.comparison_tex,
+        },
     )
