@@ -39,8 +39,9 @@ def draw_layer_panel(
     ``flat``: models drawn as a horizontal line (no transformer layers). Returns the models drawn.
     """
     flat = set(flat)
-    drawn, max_layer = [], 0
-    for name in [*floor, *names]:
+    drawn, lines, max_layer = [], [], 0
+    # Floor models are drawn after the compared ones (so the legend lists these first) but below them.
+    for name in [*[n for n in names if n not in floor], *floor]:
         rows = curves[curves["model"] == name].sort_values("layer")
         if rows.empty:
             continue
@@ -48,9 +49,7 @@ def draw_layer_panel(
         style = styles[name]
         layered = rows[rows["layer"] >= 0]
         if name in flat or layered.empty:
-            kw = style.line_kwargs(faint)
-            kw.pop("marker")
-            ax.axhline(100 * _flat_value(rows), **kw)
+            lines.append((name, 100 * _flat_value(rows), faint))
             drawn.append(name)
             continue
         x = layered["layer"].to_numpy()
@@ -64,11 +63,17 @@ def draw_layer_panel(
                        label=f"{style.label} (all layers)")
         max_layer = max(max_layer, int(x.max()))
         drawn.append(name)
+    for name, value, faint in lines:  # no layers: a horizontal line, named at its right end
+        kw = styles[name].line_kwargs(faint)
+        kw.pop("marker")
+        ax.axhline(value, zorder=2 if faint else 3, **kw)
+        ax.annotate(styles[name].label, (1.0, value), xycoords=("axes fraction", "data"), xytext=(-1, 1),
+                    textcoords="offset points", ha="right", va="bottom", fontsize=5, color=kw["color"])
     ticks = list(range(max_layer + 1))
     ax.set_xticks(ticks, [layer_label(t) for t in ticks])
-    if max_layer >= 10:
+    if max_layer >= 10:  # CNN, 2, 4, ...: room for the labels at one column width
         for label in ax.get_xticklabels()[1::2]:
-            label.set_visible(False) if label.get_text() != "CNN" else None
+            label.set_visible(False)
     ax.set_xlim(-0.4, max_layer + 0.4)
     ax.grid(True, axis="y")
     return drawn

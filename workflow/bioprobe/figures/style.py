@@ -23,8 +23,8 @@ TWO_COLUMNS_IN = 7.0
 PNG_DPI = 300
 
 # Okabe & Ito (2008), "Color Universal Design", in an order where neighbours contrast well.
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
-BASELINE_GREY = "#8C8C8C"
+OKABE_ITO = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000", "#f0e442")
+BASELINE_GREY = "#8c8c8c"
 BASELINE_GROUP = "baseline"
 FUSION_GROUP = "fusion"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
@@ -81,9 +81,9 @@ class ModelStyle:
             "marker": self.marker,
             "linestyle": self.linestyle,
             "label": self.label,
-            "linewidth": 0.8 if faint else 1.2,
+            "linewidth": 0.7 if faint else 1.2,
             "markersize": 2.5 if faint else 3.5,
-            "alpha": 0.55 if faint else 1.0,
+            "alpha": 0.45 if faint else 1.0,
         }
 
 
@@ -121,7 +121,8 @@ def model_styles(models: Mapping[str, dict], fusions: Mapping[str, dict] = {}) -
         styles[name] = ModelStyle(
             label=str(label),
             group=g,
-            color=shade(colours[g], SHADES[i % len(SHADES)]),
+            # grey floors: darker shades only, faint lines must stay visible
+            color=shade(colours[g], -abs(SHADES[i % len(SHADES)]) if g == BASELINE_GROUP else SHADES[i % len(SHADES)]),
             marker=MARKERS[i % len(MARKERS)],
             linestyle=LINESTYLES[i % len(LINESTYLES)] if g != BASELINE_GROUP else ":",
         )
