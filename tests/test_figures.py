@@ -139,11 +139,12 @@ def test_layer_curves_bands_from_seeds_else_bootstrap():
 def test_study_figure_1_panels_and_lines(results, tmp_path):
     _, paths = results
     out = [tmp_path / "fig1.svg", tmp_path / "fig1.png", tmp_path / "fig1.pdf"]
-    drawn = make.make_compare(paths["probe"], list(DATASETS), figure_roles(STUDY), MODELS, FUSIONS, out)
+    drawn = make.make_compare(paths["probe"], list(DATASETS), figure_roles(STUDY), MODELS, FUSIONS, out,
+                              dataset_labels={"imv": "InfantMarmosetsVox"})
     floor = STUDY["figures"]["floor"]
     assert drawn == {d: ["aves_bio", "hubert", *floor] for d in DATASETS}
     texts = svg_texts(out[0])
-    assert {"imv", "watkins", "AVES-bio", "HuBERT", "log-mel", "CNN", "12"} <= set(texts)
+    assert {"InfantMarmosetsVox", "watkins", "AVES-bio", "HuBERT", "log-mel", "CNN", "12"} <= set(texts)
     assert "WavLM" not in texts and "W2V2-100h" not in texts
     assert out[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out[2].read_bytes()[:4] == b"%PDF"
 
@@ -206,7 +207,8 @@ def test_latex_table_structure():
     })
     table = comparison_frame(best)
     assert list(table["rank"]) == [3, 1, 2]
-    tex = comparison_latex(table, ["d1"])
+    tex = comparison_latex(table, ["d1"], dataset_labels={"d1": "Data_1"})
+    assert "\\multicolumn{3}{c}{Data\\_1}" in tex
     assert tex.count("\\toprule") == tex.count("\\bottomrule") == 1 and "\\cmidrule(lr){3-5}" in tex
     assert "A\\&B & 50.0\\,{\\scriptsize[40.0, 60.0]} (CNN) &  &  \\\\" in tex
     assert "C & \\textbf{70.0}\\,{\\scriptsize[60.0, 80.0]} (3) & 71.00 & $-1.0$ \\\\" in tex

@@ -123,13 +123,14 @@ def write_tables(
     all_scores_csv,
     published_csv=PUBLISHED_CSV,
     comparison: Mapping[str, str] | None = None,
+    dataset_labels: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Write the combined scores, the best-layer table (CSV and Markdown) and the comparison table.
 
     ``datasets`` maps each dataset name to its type; published numbers (``published_csv``, see
     :mod:`bioprobe.figures.published`) are matched by dataset name or type and by model key or
     ``published_as``. ``comparison`` maps ``csv``/``md``/``tex`` to the paths of study figure 3
-    (:mod:`bioprobe.figures.comparison`); None writes none.
+    (:mod:`bioprobe.figures.comparison`); None writes none. ``dataset_labels`` name its columns.
     """
     from .figures.comparison import comparison_frame, comparison_latex, comparison_markdown
     from .figures.published import match_published, read_published
@@ -153,8 +154,8 @@ def write_tables(
     if comparison:
         table = comparison_frame(best, handcrafted)
         write_csv(comparison["csv"], table)
-        write_text(comparison["md"], comparison_markdown(table, list(datasets)))
-        write_text(comparison["tex"], comparison_latex(table, list(datasets)))
+        write_text(comparison["md"], comparison_markdown(table, list(datasets), dataset_labels))
+        write_text(comparison["tex"], comparison_latex(table, list(datasets), dataset_labels=dataset_labels))
     return best
 
 

@@ -16,6 +16,7 @@ rule layerwise_figure:
         fusions=FIG_FUSIONS,
         floor=ROLES["floor"],
         dpi=FIG["dpi"],
+        dataset_labels=FIG["dataset_labels"],
     log:
         f"{LOGS}/figures/layerwise_{{dataset}}.log",
     benchmark:
@@ -37,6 +38,7 @@ rule study_fig1:
         models=FIG_MODELS,
         fusions=FIG_FUSIONS,
         dpi=FIG["dpi"],
+        dataset_labels=FIG["dataset_labels"],
     log:
         f"{LOGS}/figures/study_fig1.log",
     benchmark:
@@ -58,6 +60,7 @@ rule study_fig2:
         models=FIG_MODELS,
         fusions=FIG_FUSIONS,
         dpi=FIG["dpi"],
+        dataset_labels=FIG["dataset_labels"],
     log:
         f"{LOGS}/figures/study_fig2.log",
     benchmark:
@@ -79,6 +82,7 @@ rule study_fig4_confusion:
         models=FIG_MODELS,
         fusions=FIG_FUSIONS,
         dpi=FIG["dpi"],
+        dataset_labels=FIG["dataset_labels"],
     log:
         f"{LOGS}/figures/confusion_{{dataset}}_{{fusion}}.log",
     benchmark:
@@ -99,6 +103,7 @@ rule published_figure:
         models=FIG_MODELS,
         fusions=FIG_FUSIONS,
         dpi=FIG["dpi"],
+        dataset_labels=FIG["dataset_labels"],
     log:
         f"{LOGS}/figures/published_vs_reproduced.log",
     benchmark:
@@ -119,6 +124,7 @@ rule per_class_figure:
         models=FIG_MODELS,
         fusions=FIG_FUSIONS,
         dpi=FIG["dpi"],
+        dataset_labels=FIG["dataset_labels"],
     log:
         f"{LOGS}/figures/per_class_{{dataset}}_{{model}}.log",
     benchmark:
@@ -153,6 +159,7 @@ rule tables:
         models=FIG_MODELS,
         fusion=FIG_FUSIONS,
         datasets={d: config["datasets"][d]["type"] for d in DATASETS},
+        dataset_labels=FIG["dataset_labels"],
     log:
         f"{LOGS}/figures/tables.log",
     benchmark:

@@ -4,7 +4,7 @@ from bioprobe.smk import logged
 
 with logged(snakemake):
     i, p, w, out = snakemake.input, snakemake.params, snakemake.wildcards, list(snakemake.output)
-    common = {"models": p.models, "fusions": p.fusions, "out": out, "dpi": p.dpi}
+    common = {"models": p.models, "fusions": p.fusions, "out": out, "dpi": p.dpi, "dataset_labels": p.dataset_labels}
     if snakemake.rule == "layerwise_figure":
         make.make_layerwise(i.scores, w.dataset, floor=p.floor, **common)
     elif snakemake.rule == "study_fig1":

@@ -13,6 +13,7 @@ with logged(snakemake):
         best_md=snakemake.output.best_md,
         all_scores_csv=snakemake.output.all_scores,
         published_csv=snakemake.input.published,
+        dataset_labels=snakemake.params.dataset_labels,
         comparison={
             "csv": snakemake.output.comparison_csv,
             "md": snakemake.output.comparison_md,

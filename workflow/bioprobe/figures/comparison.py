@@ -10,7 +10,7 @@ minus published, in points).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,7 +56,7 @@ def _published_datasets(table: pd.DataFrame, datasets: Sequence[str]) -> list[st
     return [d for d in datasets if np.isfinite(table.loc[table["dataset"] == d, "published_uar"]).any()]
 
 
-def comparison_markdown(table: pd.DataFrame, datasets: Sequence[str]) -> str:
+def comparison_markdown(table: pd.DataFrame, datasets: Sequence[str], dataset_labels: Mapping[str, str] | None = None) -> str:
     """One Markdown table per probe; bold ``**x**`` for the best, ``<u>x</u>`` for the second."""
     out = [
         "# Comparison table: test UAR [%] at the layer chosen on validation",
@@ -70,7 +70,8 @@ def comparison_markdown(table: pd.DataFrame, datasets: Sequence[str]) -> str:
     published = _published_datasets(table, datasets)
     for probe, group in table.groupby("probe", sort=True):
         out += [f"## Probe `{probe}`", ""]
-        header = ["Group", "Model"] + [c for d in datasets for c in ((d, "published", "Δ") if d in published else (d,))]
+        names = {d: (dataset_labels or {}).get(d, d) for d in datasets}
+        header = ["Group", "Model"] + [c for d in datasets for c in ((names[d], "published", "Δ") if d in published else (names[d],))]
         out += ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "--:|" * (len(header) - 2)]
         for model, rows in group.groupby("model", sort=False):
             cells = [str(rows["group"].iloc[0] or ""), str(rows["label"].iloc[0])]
@@ -96,7 +97,8 @@ def tex_escape(text: str) -> str:
     return "".join(TEX_SPECIALS.get(ch, ch) for ch in str(text))
 
 
-def comparison_latex(table: pd.DataFrame, datasets: Sequence[str], caption: str | None = None) -> str:
+def comparison_latex(table: pd.DataFrame, datasets: Sequence[str], caption: str | None = None,
+                     dataset_labels: Mapping[str, str] | None = None) -> str:
     """A ``table*`` per probe with booktabs rules; needs ``\\usepackage{booktabs}`` only.
 
     Bold is ``\\textbf``, second ``\\underline``; the CI is in ``\\scriptsize``.
@@ -116,7 +118,7 @@ def comparison_latex(table: pd.DataFrame, datasets: Sequence[str], caption: str 
         col = 3
         for d in datasets:
             width = 3 if d in published else 1
-            head1.append(f"\\multicolumn{{{width}}}{{c}}{{{tex_escape(d)}}}")
+            head1.append(f"\\multicolumn{{{width}}}{{c}}{{{tex_escape((dataset_labels or {}).get(d, d))}}}")
             rules.append(f"\\cmidrule(lr){{{col}-{col + width - 1}}}")
             head2 += ["UAR [CI] (layer)", "Pub.", "$\\Delta$"] if d in published else ["UAR [CI] (layer)"]
             col += width

@@ -90,7 +90,8 @@ def _note(fig, text: str) -> None:
 
 
 def plot_layerwise(curves: pd.DataFrame, dataset: str, models: Sequence[str], styles: Mapping[str, ModelStyle],
-                   paths, flat: Iterable[str] = (), floor: Sequence[str] = (), dpi: int = PNG_DPI) -> list[str]:
+                   paths, flat: Iterable[str] = (), floor: Sequence[str] = (), dpi: int = PNG_DPI,
+                   dataset_labels: Mapping[str, str] | None = None) -> list[str]:
     """Every model on one dataset, one panel per probe. Returns the probes drawn."""
     sub = curves[curves["dataset"] == dataset]
     probes = sorted(sub["probe"].unique())
@@ -100,7 +101,7 @@ def plot_layerwise(curves: pd.DataFrame, dataset: str, models: Sequence[str], st
     for i, (ax, probe) in enumerate(zip(axes[0], probes)):
         shown = [m for m in models if m not in floor]
         draw_layer_panel(ax, sub[sub["probe"] == probe], shown, styles, floor=[m for m in floor if m in models], flat=flat)
-        ax.set_title(f"{dataset}, probe {probe}")
+        ax.set_title(f"{(dataset_labels or {}).get(dataset, dataset)}, probe {probe}")
         _layer_axes(ax, i == 0)
     _note(fig, band_description(sub))
     legend_below(fig, axes[0])
@@ -109,7 +110,8 @@ def plot_layerwise(curves: pd.DataFrame, dataset: str, models: Sequence[str], st
 
 
 def plot_compare(curves: pd.DataFrame, datasets: Sequence[str], compare: Sequence[str], floor: Sequence[str],
-                 styles: Mapping[str, ModelStyle], paths, probe: str, flat: Iterable[str] = (), dpi: int = PNG_DPI) -> dict:
+                 styles: Mapping[str, ModelStyle], paths, probe: str, flat: Iterable[str] = (), dpi: int = PNG_DPI,
+                 dataset_labels: Mapping[str, str] | None = None) -> dict:
     """Study figure 1: the ``compare`` models layer-wise, one panel per dataset side by side.
 
     Returns ``{dataset: [models drawn]}``.
@@ -119,7 +121,7 @@ def plot_compare(curves: pd.DataFrame, datasets: Sequence[str], compare: Sequenc
     drawn = {}
     for i, (ax, dataset) in enumerate(zip(axes[0], datasets)):
         drawn[dataset] = draw_layer_panel(ax, sub[sub["dataset"] == dataset], compare, styles, floor=floor, flat=flat)
-        ax.set_title(dataset)
+        ax.set_title((dataset_labels or {}).get(dataset, dataset))
         _layer_axes(ax, i == 0)
     _note(fig, band_description(sub[sub["model"].isin(compare)]))
     legend_below(fig, axes[0])
@@ -129,7 +131,7 @@ def plot_compare(curves: pd.DataFrame, datasets: Sequence[str], compare: Sequenc
 
 def plot_fine_tuning(curves: pd.DataFrame, datasets: Sequence[str], fine_tuned: Mapping[str, Sequence[str]],
                      floor: Sequence[str], styles: Mapping[str, ModelStyle], paths, probe: str,
-                     flat: Iterable[str] = (), dpi: int = PNG_DPI) -> dict:
+                     flat: Iterable[str] = (), dpi: int = PNG_DPI, dataset_labels: Mapping[str, str] | None = None) -> dict:
     """Study figure 2: each base model against its fine-tuned versions, one panel per (base, dataset).
 
     Rows are base models, columns datasets. Returns ``{(base, dataset): [models drawn]}``.
@@ -144,7 +146,7 @@ def plot_fine_tuning(curves: pd.DataFrame, datasets: Sequence[str], fine_tuned: 
             ax = axes[r][c]
             drawn[(base, dataset)] = draw_layer_panel(ax, sub[sub["dataset"] == dataset], [base, *tuned], styles,
                                                       floor=floor, flat=flat)
-            ax.set_title(f"{styles[base].label} · {dataset}")
+            ax.set_title(f"{styles[base].label} · {(dataset_labels or {}).get(dataset, dataset)}")
             _layer_axes(ax, c == 0)
             if r < len(fine_tuned) - 1:
                 ax.set_xlabel("")

@@ -24,48 +24,51 @@ def handcrafted_models(models: Mapping[str, dict]) -> set[str]:
     return {m for m, c in models.items() if (c or {}).get("source") in HANDCRAFTED_SOURCES}
 
 
-def make_layerwise(scores: Sequence[str], dataset: str, models: Mapping, fusions: Mapping, floor: Sequence[str], out: Sequence[str], dpi: int = 300):
+def make_layerwise(scores: Sequence[str], dataset: str, models: Mapping, fusions: Mapping, floor: Sequence[str], out: Sequence[str], dpi: int = 300, dataset_labels: Mapping | None = None):
     """Every model on one dataset (the overview; floor models faint)."""
     return plot_layerwise(read_curves(scores), dataset, list(models), model_styles(models, fusions), out,
-                          flat=handcrafted_models(models), floor=floor, dpi=dpi)
+                          flat=handcrafted_models(models), floor=floor, dpi=dpi, dataset_labels=dataset_labels)
 
 
 def make_compare(scores: Sequence[str], datasets: Sequence[str], roles: Mapping, models: Mapping, fusions: Mapping,
-                 out: Sequence[str], dpi: int = 300):
+                 out: Sequence[str], dpi: int = 300, dataset_labels: Mapping | None = None):
     """Study figure 1."""
     return plot_compare(read_curves(scores), datasets, roles["compare"], roles["floor"], model_styles(models, fusions),
-                        out, roles["probe"], flat=handcrafted_models(models), dpi=dpi)
+                        out, roles["probe"], flat=handcrafted_models(models), dpi=dpi,
+                        dataset_labels=dataset_labels)
 
 
 def make_fine_tuning(scores: Sequence[str], datasets: Sequence[str], roles: Mapping, models: Mapping, fusions: Mapping,
-                     out: Sequence[str], dpi: int = 300):
+                     out: Sequence[str], dpi: int = 300, dataset_labels: Mapping | None = None):
     """Study figure 2."""
     return plot_fine_tuning(read_curves(scores), datasets, roles["fine_tuned"], roles["floor"],
-                            model_styles(models, fusions), out, roles["probe"], flat=handcrafted_models(models), dpi=dpi)
+                            model_styles(models, fusions), out, roles["probe"], flat=handcrafted_models(models), dpi=dpi,
+                        dataset_labels=dataset_labels)
 
 
 def make_confusion(confusion_csv: str, dataset: str, name: str, models: Mapping, fusions: Mapping, out: Sequence[str],
-                   dpi: int = 300):
+                   dpi: int = 300, dataset_labels: Mapping | None = None):
     """Study figure 4: one fusion (or model) on one dataset."""
     classes, counts, info = read_confusion(confusion_csv)
     label = model_styles(models, fusions)[name].label if name in {**models, **fusions} else name
     if name in fusions:
         info.pop("layer", None)  # a fusion has no single layer
-    return plot_confusion(classes, counts, f"{label} on {dataset}", out, info=info, dpi=dpi)
+    return plot_confusion(classes, counts, f"{label} on {(dataset_labels or {}).get(dataset, dataset)}", out, info=info, dpi=dpi)
 
 
 def make_published(best_csv: str, datasets: Sequence[str], models: Mapping, fusions: Mapping, out: Sequence[str],
-                   dpi: int = 300):
+                   dpi: int = 300, dataset_labels: Mapping | None = None):
     """Published against reproduced, from the best-layer table."""
     best = pd.read_csv(best_csv)
-    return plot_published_vs_reproduced(best, model_styles(models, fusions), out, datasets, dpi=dpi)
+    return plot_published_vs_reproduced(best, model_styles(models, fusions), out, datasets, dpi=dpi,
+                                        dataset_labels=dataset_labels)
 
 
 def make_per_class(predictions: str, dataset: str, model: str, probe: str, models: Mapping, fusions: Mapping,
-                   out: Sequence[str], dpi: int = 300):
+                   out: Sequence[str], dpi: int = 300, dataset_labels: Mapping | None = None):
     """Per-class recall against layer for one (dataset, model)."""
     recall, support, best = per_class_recall(predictions)
     label = model_styles(models, fusions)[model].label
-    title = f"{label} on {dataset}, probe {probe}"
+    title = f"{label} on {(dataset_labels or {}).get(dataset, dataset)}, probe {probe}"
     return plot_per_class(recall, support, title, out, best_layer=best, handcrafted=model in handcrafted_models(models),
                           dpi=dpi)

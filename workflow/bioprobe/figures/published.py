@@ -68,7 +68,8 @@ def match_published(
 
 
 def plot_published_vs_reproduced(best: pd.DataFrame, styles: Mapping[str, ModelStyle], paths,
-                                 datasets: Sequence[str] | None = None, dpi: int = PNG_DPI) -> dict:
+                                 datasets: Sequence[str] | None = None, dpi: int = PNG_DPI,
+                                 dataset_labels: Mapping[str, str] | None = None) -> dict:
     """Ours against published, per model and dataset; one panel per dataset with published numbers.
 
     ``best`` is the best-layer table (``best_layer.csv``): ``test_uar`` at the layer chosen on
@@ -110,7 +111,7 @@ def plot_published_vs_reproduced(best: pd.DataFrame, styles: Mapping[str, ModelS
         ax.set_xlim(lims)
         ax.set_ylim(lims)
         ax.set_aspect("equal", adjustable="box")
-        ax.set_title(dataset)
+        ax.set_title((dataset_labels or {}).get(dataset, dataset))
         ax.set_xlabel("published UAR [%]")
         if i == 0:
             ax.set_ylabel("reproduced test UAR [%]")
