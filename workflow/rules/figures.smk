@@ -116,19 +116,26 @@ rule published_figure:
 
 rule per_class_figure:
     input:
-        predictions=lambda wc: f"{probe_dir(wc.dataset, wc.model, FIG_PROBE)}/predictions.h5",
+        predictions=lambda wc: [f"{probe_dir(wc.dataset, m, FIG_PROBE)}/predictions.h5" for m in MODELS],
     output:
-        figure_files("per_class/{dataset}/{model}", "../report/per_class.rst", "Per-class recall against layer", "{dataset}"),
+        [
+            f
+            for m in MODELS
+            for f in figure_files(
+                f"per_class/{{dataset}}/{m}", "../report/per_class.rst", "Per-class recall against layer", "{dataset}"
+            )
+        ],
     params:
         probe=FIG_PROBE,
+        shown=MODELS,
         models=FIG_MODELS,
         fusions=FIG_FUSIONS,
         dpi=FIG["dpi"],
         dataset_labels=FIG["dataset_labels"],
     log:
-        f"{LOGS}/figures/per_class_{{dataset}}_{{model}}.log",
+        f"{LOGS}/figures/per_class_{{dataset}}.log",
     benchmark:
-        f"{BENCH}/figures/per_class_{{dataset}}_{{model}}.tsv"
+        f"{BENCH}/figures/per_class_{{dataset}}.tsv"
     conda:
         "../../envs/bioprobe.yaml"
     script:

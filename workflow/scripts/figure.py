@@ -16,6 +16,8 @@ with logged(snakemake):
     elif snakemake.rule == "published_figure":
         make.make_published(i.best, p.datasets, **common)
     elif snakemake.rule == "per_class_figure":
-        make.make_per_class(i.predictions, w.dataset, w.model, p.probe, **common)
+        for model, predictions in zip(p.shown, i.predictions):  # out: {dataset}/{model}.{format}
+            common["out"] = [o for o in out if o.rsplit("/", 1)[-1].rsplit(".", 1)[0] == model]
+            make.make_per_class(predictions, w.dataset, model, p.probe, **common)
     else:
         raise ValueError(f"workflow/scripts/figure.py: no figure for rule {snakemake.rule!r}")

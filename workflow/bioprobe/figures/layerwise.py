@@ -19,6 +19,9 @@ from .data import band_description
 from .style import PNG_DPI, ModelStyle, legend_below, save_figure, subplots
 
 
+MAX_BANDED = 4
+
+
 def _flat_value(rows: pd.DataFrame) -> float:
     """Test UAR of the validation-best row (ties: lowest layer)."""
     key = rows["val_uar"].fillna(-1.0) if "val_uar" in rows else rows["uar"]
@@ -33,10 +36,12 @@ def draw_layer_panel(
     styles: Mapping[str, ModelStyle],
     floor: Sequence[str] = (),
     flat: Iterable[str] = (),
+    bands: bool = True,
 ) -> list[str]:
     """Draw the curves of ``names`` (and, faint, of ``floor``) of one dataset and probe on ``ax``.
 
-    ``flat``: models drawn as a horizontal line (no transformer layers). Returns the models drawn.
+    ``flat``: models drawn as a horizontal line (no transformer layers); ``bands``: draw the
+    bands of the compared models. Returns the models drawn.
     """
     flat = set(flat)
     drawn, lines, max_layer = [], [], 0
@@ -55,7 +60,7 @@ def draw_layer_panel(
         x = layered["layer"].to_numpy()
         y, low, high = (100 * layered[c].to_numpy() for c in ("uar", "low", "high"))
         ax.plot(x, y, zorder=2 if faint else 3, **style.line_kwargs(faint))
-        if not faint and np.any(high - low > 0):
+        if bands and not faint and np.any(high - low > 0):
             ax.fill_between(x, low, high, color=style.color, alpha=0.15, linewidth=0, zorder=1)
         all_layers = rows[rows["layer"] < 0]
         for _, r in all_layers.iterrows():
@@ -98,12 +103,14 @@ def plot_layerwise(curves: pd.DataFrame, dataset: str, models: Sequence[str], st
     if not probes:
         raise ValueError(f"no scores for dataset {dataset!r}: nothing to draw")
     fig, axes = subplots(1, len(probes), columns=2, panel_height=2.6, sharey=True)
+    shown = [m for m in models if m not in floor]
+    bands = len(shown) <= MAX_BANDED  # more overlapping bands hide the lines
     for i, (ax, probe) in enumerate(zip(axes[0], probes)):
-        shown = [m for m in models if m not in floor]
-        draw_layer_panel(ax, sub[sub["probe"] == probe], shown, styles, floor=[m for m in floor if m in models], flat=flat)
+        draw_layer_panel(ax, sub[sub["probe"] == probe], shown, styles, floor=[m for m in floor if m in models], flat=flat,
+                         bands=bands)
         ax.set_title(f"{(dataset_labels or {}).get(dataset, dataset)}, probe {probe}")
         _layer_axes(ax, i == 0)
-    _note(fig, band_description(sub))
+    _note(fig, band_description(sub) if bands else f"mean over seeds; no bands for more than {MAX_BANDED} models")
     legend_below(fig, axes[0])
     save_figure(fig, paths, dpi)
     return probes

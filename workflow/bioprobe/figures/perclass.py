@@ -28,10 +28,10 @@ def plot_per_class(recall: pd.DataFrame, support: pd.Series, title: str, paths, 
     image = ax.imshow(recall.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=1, aspect="auto",
                       interpolation="nearest")
     ax.set_xticks(range(len(layers)), [layer_label(x, handcrafted) for x in layers],
-                  rotation=90 if handcrafted else 0)
+                  rotation=90 if handcrafted and len(layers) > 3 else 0)
     ax.set_yticks(range(n_classes), [f"{c} ({int(support[c])})" for c in recall.index])
     ax.tick_params(length=0, labelsize=6 if n_classes <= 16 else 5)
-    ax.set_xlabel("layer")
+    ax.set_xlabel("feature set" if handcrafted else "layer")
     ax.set_ylabel("class (test clips)")
     for spine in ax.spines.values():
         spine.set_visible(False)
