@@ -107,7 +107,7 @@ def all_outputs():
     for dataset in DATASETS:
         outs += probe_scores_of(dataset) + fusion_scores_of(dataset)
         outs.append(f"{RESULTS}/{dataset}/comparisons.csv")
-    return outs + figure_outputs()  # figures.smk
+    return outs + figure_outputs()  # common_figures.smk
 
 
 def prepare_inputs(wildcards):
