@@ -1,4 +1,5 @@
-# The study's figures and tables, regenerated from the scores.
+# The study's figures and tables, regenerated from the scores: local rules (quick; on a cluster
+# they run where Snakemake runs instead of waiting in the queue).
 
 
 rule layerwise_figure:
@@ -17,6 +18,7 @@ rule layerwise_figure:
         f"{LOGS}/figures/layerwise_{{dataset}}_{{fmt}}.log",
     benchmark:
         f"{BENCH}/figures/layerwise_{{dataset}}_{{fmt}}.tsv"
+    localrule: True
     conda:
         "../../envs/bioprobe.yaml"
     script:
@@ -41,6 +43,7 @@ rule tables:
         f"{LOGS}/figures/tables.log",
     benchmark:
         f"{BENCH}/figures/tables.tsv"
+    localrule: True
     conda:
         "../../envs/bioprobe.yaml"
     script:
