@@ -1,4 +1,5 @@
-"""Shared test set-up: import bioprobe from the checkout, keep torch small and deterministic."""
+"""Shared test set-up: import bioprobe from the checkout, keep torch small and deterministic;
+the local whole-workflow demo run that several test files read (run once per session)."""
 
 import os
 import sys
@@ -11,3 +12,16 @@ sys.path.insert(0, str(REPO / "tests"))
 # Never reach the real Hugging Face hub from tests.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """A working directory where the demo config ran end to end locally (``--cores 2``)."""
+    from workflow_helpers import snakemake
+
+    workdir = tmp_path_factory.mktemp("demo")
+    snakemake(workdir)
+    return workdir
