@@ -2,22 +2,20 @@
 
 The demo makes synthetic calls (4 learnable classes) and tiny random Hugging Face models, then
 runs every stage. These tests check the numbers that come out, and that only stale stages are
-recomputed after a change.
+recomputed after a change. The demo run itself is the session fixture ``demo_run``
+(tests/conftest.py), shared with tests/test_slurm.py.
 """
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import pandas as pd
 import pytest
 import yaml
+from workflow_helpers import DEMO_CONFIG, snakemake
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_CONFIG = REPO / "resources" / "configs" / "demo.yaml"
 TINY = ["tiny_hubert", "tiny_wav2vec2", "tiny_wavlm"]  # tiny random Hugging Face models
 MODELS = ["logmel", "tiny_hubert", "tiny_wav2vec2", "tiny_wav2vec2_ft", "tiny_wavlm"]
 FIGURES = [
@@ -28,23 +26,6 @@ TABLES = ["best_layer.csv", "best_layer.md", "all_scores.csv", *[f"study_fig3_co
 FIGURE_RULES = {"layerwise_figure", "study_fig1", "study_fig2", "study_fig4_confusion", "published_figure", "per_class_figure"}
 
 pytestmark = [pytest.mark.workflow, pytest.mark.timeout(1500)]
-
-
-def snakemake(workdir: Path, *args: str, configfile: Path = DEMO_CONFIG, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable, "-m", "snakemake",
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(configfile),
-        "--cores", "2",
-        *args,
-    ]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1400)
-    if check and proc.returncode != 0:
-        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "logs").rglob("*.log"))[-6:]) if (workdir / "logs").exists() else ""
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-6000:]}\n{logs}")
-    return proc
 
 
 def planned_jobs(workdir: Path, configfile: Path = DEMO_CONFIG) -> dict[str, int]:
@@ -64,13 +45,6 @@ def planned_jobs(workdir: Path, configfile: Path = DEMO_CONFIG) -> dict[str, int
             elif line.strip().startswith("total"):
                 break
     return counts
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("demo")
-    snakemake(workdir)
-    return workdir
 
 
 def test_every_expected_output_exists(demo_run):

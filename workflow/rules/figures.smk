@@ -1,4 +1,5 @@
 # The study's figures and tables, regenerated from the result files (see bioprobe.figures).
+# Local rules: quick; on a cluster they run where Snakemake runs instead of waiting in the queue.
 # Every figure job writes all of figures.formats; the report shows one of them (PNG if asked).
 # Figure rules read only result files and the descriptive keys of models: changing a figure
 # setting, a label or a group re-draws figures and re-writes tables, and re-runs nothing else.
@@ -21,6 +22,7 @@ rule layerwise_figure:
         f"{LOGS}/figures/layerwise_{{dataset}}.log",
     benchmark:
         f"{BENCH}/figures/layerwise_{{dataset}}.tsv"
+    localrule: True
     conda:
         "../../envs/bioprobe.yaml"
     script:
@@ -43,6 +45,7 @@ rule study_fig1:
         f"{LOGS}/figures/study_fig1.log",
     benchmark:
         f"{BENCH}/figures/study_fig1.tsv"
+    localrule: True
     conda:
         "../../envs/bioprobe.yaml"
     script:
@@ -65,6 +68,7 @@ rule study_fig2:
         f"{LOGS}/figures/study_fig2.log",
     benchmark:
         f"{BENCH}/figures/study_fig2.tsv"
+    localrule: True
     conda:
         "../../envs/bioprobe.yaml"
     script:
@@ -87,6 +91,7 @@ rule study_fig4_confusion:
         f"{LOGS}/figures/confusion_{{dataset}}_{{fusion}}.log",
     benchmark:
         f"{BENCH}/figures/confusion_{{dataset}}_{{fusion}}.tsv"
+    localrule: True
     conda:
         "../../envs/bioprobe.yaml"
     script:
@@ -108,6 +113,7 @@ rule published_figure:
         f"{LOGS}/figures/published_vs_reproduced.log",
     benchmark:
         f"{BENCH}/figures/published_vs_reproduced.tsv"
+    localrule: True
     conda:
         "../../envs/bioprobe.yaml"
     script:
@@ -136,6 +142,7 @@ rule per_class_figure:
         f"{LOGS}/figures/per_class_{{dataset}}.log",
     benchmark:
         f"{BENCH}/figures/per_class_{{dataset}}.tsv"
+    localrule: True
     conda:
         "../../envs/bioprobe.yaml"
     script:
@@ -171,6 +178,7 @@ rule tables:
         f"{LOGS}/figures/tables.log",
     benchmark:
         f"{BENCH}/figures/tables.tsv"
+    localrule: True
     conda:
         "../../envs/bioprobe.yaml"
     script:
