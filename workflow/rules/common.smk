@@ -5,13 +5,14 @@ import sys
 
 from bioprobe import datasets as bp_datasets
 from bioprobe import encoders as bp_encoders
-from bioprobe.config import embed_result_settings
+from bioprobe.config import effective_embed, embed_result_settings
 
 # Normalised, so that paths built here and by the library compare equal ("data/" == "data").
 DATA_DIR = os.path.normpath(config["data_dir"])
 MODEL_CACHE = os.path.normpath(config["model_cache"])
-RESULTS = "results"
-LOGS = "logs"
+RESULTS = os.path.normpath(config["results_dir"])
+# Logs of another results folder (e.g. results/study_exact) go beside its results.
+LOGS = "logs" if RESULTS == "results" else f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
 
 
@@ -62,8 +63,16 @@ def model_weights_cfg(wildcards):
     # Self-contained (a random_init's `of: <model name>` inlined) and without the keys that only
     # name or describe the model: renaming a model re-draws figures and tables, but does not
     # re-fetch weights or re-embed.
+    # Its embed: overrides are tracked by the embed rule (embed_params), not here.
     entry = bp_encoders.resolve_model_entry(wildcards.model, config["models"])
-    return {k: v for k, v in entry.items() if k not in bp_encoders.DESCRIPTIVE_KEYS}
+    if isinstance(entry.get("of"), dict):
+        entry["of"] = {k: v for k, v in entry["of"].items() if k != "embed"}
+    return {k: v for k, v in entry.items() if k not in bp_encoders.DESCRIPTIVE_KEYS + ("embed",)}
+
+
+def embed_params(wildcards):
+    # The embed: settings of this dataset and model (with their overrides) that change results.
+    return embed_result_settings(effective_embed(config, wildcards.dataset, wildcards.model))
 
 
 def probe_cfg(wildcards):
