@@ -52,7 +52,9 @@ wildcard_constraints:
 
 
 def dataset_cfg(wildcards):
-    return config["datasets"][wildcards.dataset]
+    # Without its embed: overrides (tracked by the embed rule): the downloads stay shared by
+    # configs that embed differently (resources/configs/study_exact.yaml).
+    return {k: v for k, v in config["datasets"][wildcards.dataset].items() if k != "embed"}
 
 
 def model_cfg(wildcards):
@@ -68,6 +70,18 @@ def model_weights_cfg(wildcards):
     if isinstance(entry.get("of"), dict):
         entry["of"] = {k: v for k, v in entry["of"].items() if k != "embed"}
     return {k: v for k, v in entry.items() if k not in bp_encoders.DESCRIPTIVE_KEYS + ("embed",)}
+
+
+# Keys of a model entry that change its embeddings but not what is fetched.
+EMBED_ONLY_MODEL_KEYS = ("layer0",)
+
+
+def model_fetch_cfg(wildcards):
+    # What fetch_weights tracks: the weights' entry without the embed-only keys.
+    entry = model_weights_cfg(wildcards)
+    if isinstance(entry.get("of"), dict):
+        entry["of"] = {k: v for k, v in entry["of"].items() if k not in EMBED_ONLY_MODEL_KEYS}
+    return {k: v for k, v in entry.items() if k not in EMBED_ONLY_MODEL_KEYS}
 
 
 def embed_params(wildcards):

@@ -8,7 +8,7 @@ rule fetch_weights:
     output:
         lock=f"{MODEL_CACHE}/locks/{{model}}.json",
     params:
-        mcfg=model_weights_cfg,
+        mcfg=model_fetch_cfg,
         cache=lambda wc, output: os.path.dirname(os.path.dirname(output.lock)),
     log:
         f"{LOGS}/fetch_weights/{{model}}.log",
