@@ -66,9 +66,10 @@ def test_tracked_embed_settings():
     base = validate_config({"datasets": {"d": {"type": "folder", "root": "r", "labels": "l.csv"}},
                             "models": {"m": {"source": "logmel"}}, "probes": {"p": {"type": "mlp"}}})
     tracked = embed_result_settings(base["embed"])
-    # batching equal_length is the behaviour from before the key existed: not tracked at that value,
-    # so adding the key re-embeds nothing; std_ddof changed the numbers: always tracked
+    # batching equal_length and std_ddof 0 give the embeddings from before the keys existed: left
+    # out at those values (adding the key re-embeds nothing); the new default std_ddof 1 is tracked
     assert "batching" not in tracked and tracked["std_ddof"] == 1
+    assert "std_ddof" not in embed_result_settings({**base["embed"], "std_ddof": 0})
     assert "batch_size" not in tracked and "device" not in tracked
     padded = embed_result_settings({**base["embed"], "batching": "study_repeat_pad"})
     assert padded["batching"] == "study_repeat_pad" and padded["batch_size"] == 16 and "max_batch_seconds" not in padded

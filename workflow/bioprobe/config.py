@@ -141,10 +141,11 @@ EMBED_RUNTIME_KEYS = ("batch_size", "max_batch_seconds", "device")
 # Under batching: study_repeat_pad, batch_size decides which clips share a batch and how far they
 # are padded, so it changes the embeddings and is tracked (max_batch_seconds is not used there).
 PADDED_BATCHING_TRACKED_KEYS = ("batch_size",)
-# Keys added after embeddings were first made, at the value that gives the older embeddings:
-# left out of the tracked settings at that value, so that upgrading re-runs nothing for them.
-# (std_ddof is not here: its default changed the numbers, so it is always tracked.)
-EMBED_KEYS_ADDED_AT_NEUTRAL = {"batching": "equal_length"}
+# Keys added after embeddings were first made, with the value that gives the former embeddings:
+# left out of the tracked settings at that value only, so that a config at that value re-runs
+# nothing on upgrading, and any other value (the new default std_ddof 1 included) is tracked.
+# The schema always fills these keys in, so "left out" can only mean "that value".
+EMBED_KEYS_ADDED_AT_NEUTRAL = {"batching": "equal_length", "std_ddof": 0}
 
 
 def embed_result_settings(embed: dict) -> dict:
