@@ -4,7 +4,7 @@ import re
 import sys
 
 from bioprobe import datasets as bp_datasets
-from bioprobe import encoders as bp_encoders
+from bioprobe import models as bp_models
 from bioprobe.config import effective_embed, embed_result_settings
 
 # Normalised, so that paths built here and by the library compare equal ("data/" == "data").
@@ -66,22 +66,12 @@ def model_weights_cfg(wildcards):
     # name or describe the model: renaming a model re-draws figures and tables, but does not
     # re-fetch weights or re-embed.
     # Its embed: overrides are tracked by the embed rule (embed_params), not here.
-    entry = bp_encoders.resolve_model_entry(wildcards.model, config["models"])
-    if isinstance(entry.get("of"), dict):
-        entry["of"] = {k: v for k, v in entry["of"].items() if k != "embed"}
-    return {k: v for k, v in entry.items() if k not in bp_encoders.DESCRIPTIVE_KEYS + ("embed",)}
-
-
-# Keys of a model entry that change its embeddings but not what is fetched.
-EMBED_ONLY_MODEL_KEYS = ("layer0",)
+    return bp_models.rule_params(wildcards.model, config["models"])
 
 
 def model_fetch_cfg(wildcards):
-    # What fetch_weights tracks: the weights' entry without the embed-only keys.
-    entry = model_weights_cfg(wildcards)
-    if isinstance(entry.get("of"), dict):
-        entry["of"] = {k: v for k, v in entry["of"].items() if k not in EMBED_ONLY_MODEL_KEYS}
-    return {k: v for k, v in entry.items() if k not in EMBED_ONLY_MODEL_KEYS}
+    # What fetch_weights tracks: also without the keys that only change embeddings (layer0).
+    return bp_models.rule_params(wildcards.model, config["models"], fetch=True)
 
 
 def embed_params(wildcards):
