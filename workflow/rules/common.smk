@@ -29,7 +29,8 @@ def _enabled_datasets():
 
 
 DATASETS = _enabled_datasets()
-MODELS = list(config["models"])
+# A model with `enabled: false` is left out of the run (it may still lend its architecture to a random_init).
+MODELS = [name for name, mcfg in config["models"].items() if mcfg.get("enabled", True)]
 PROBES = list(config["probes"])
 FUSIONS = list(config.get("fusion") or {})
 FIG_FORMATS = config["figures"]["formats"]

@@ -131,7 +131,7 @@ def resolve_architecture(name: str, mcfg: Mapping, models: Mapping | None = None
     return base
 
 
-DESCRIPTIVE_KEYS = ("label", "group", "base")
+DESCRIPTIVE_KEYS = ("label", "group", "base", "enabled")
 
 
 def resolve_model_entry(name: str, models: Mapping) -> dict:
