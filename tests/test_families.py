@@ -265,3 +265,49 @@ def test_windowed_chunking_is_recorded(folders, tmp_path):
     with h5py.File(out) as f:
         attrs = dict(f.attrs)
     assert "30 s windows, 3 per chunk, no overlap" in str(attrs.get("chunking"))
+
+
+# ------------------------------------------------------------------------------------------------
+# config and budget
+
+
+def test_study_config_has_the_new_families_switched_off():
+    from conftest import REPO
+
+    from bioprobe.config import ConfigError, load_config, validate_config
+
+    config = load_config(REPO / "config.yaml")
+    new = {"data2vec_audio", "unispeech_sat", "w2v2_conformer", "whisper_small", "ast_audioset"}
+    assert new <= set(config["models"])
+    assert all(config["models"][m]["enabled"] is False and config["models"][m]["revision"] for m in new)
+    assert all(config["models"][m].get("enabled", True) for m in set(config["models"]) - new)
+    config["fusion"]["late_average"]["models"].append("whisper_small")
+    with pytest.raises(ConfigError, match="'whisper_small' is disabled"):
+        validate_config(config)
+
+
+def test_budget_estimates_windowed_and_disabled_models(folders, tmp_path):
+    from bioprobe.budget import estimate, format_report
+
+    results = tmp_path / "results"
+    with AudioWriter(results / "calls" / "audio16k.h5", {"sample_rate": SR, "resampler": "soxr_hq", "resampler_version": "t"}) as writer:
+        for i in range(10):
+            writer.append(f"c{i}", noise(SR * (1 + i % 2)))
+    models = {
+        "whisper": {"source": "huggingface", "id": str(folders["whisper"])},
+        "ast": {"source": "huggingface", "id": str(folders["ast"])},
+        "ast_public": {"source": "huggingface", "id": "MIT/ast-finetuned-audioset-10-10-0.4593", "enabled": False},
+    }
+    config = {"model_cache": str(tmp_path / "cache"), "datasets": {"calls": {"type": "folder"}}, "models": models}
+    rows = {r["model"]: r for r in estimate(config, results, rtf=0.1)}
+    whisper, ast, public = rows["whisper"], rows["ast"], rows["ast_public"]
+    assert (whisper["n_layers"], whisper["dim"], whisper["window_samples"]) == (3, 32, 480000)
+    assert whisper["model_input_hours"] == pytest.approx(10 * 30 / 3600)  # every clip costs a 30 s window
+    assert whisper["compute_hours"] == pytest.approx(whisper["model_input_hours"] * 0.1)
+    assert (ast["n_layers"], ast["hop_samples"], ast["frames_per_hop"]) == (3, 1600, 12)
+    assert (public["n_layers"], public["dim"], public["geometry"], public["enabled"]) == (13, 768, "known checkpoint", False)
+    report = format_report(list(rows.values()))
+    assert "disabled (enabled: false): not in totals" in report and "model ast_public" not in report
+    out = tmp_path / "whisper.h5"
+    embed_dataset(results / "calls" / "audio16k.h5", out, "whisper", models["whisper"], {}, tmp_path / "cache", progress=False)
+    assert abs(whisper["embedding_bytes"] - out.stat().st_size) < 0.25 * out.stat().st_size + 64 * 1024
