@@ -4,8 +4,8 @@ The data set is synthetic but IMV-sized by default: 73,000 clips x 13 layers x 1
 (mean+std pooled 768-dim features), 11 classes, a 70/20/10 split. Three ways to train the 13
 layer probes, each timed from z-scoring to the last test prediction:
 
-``vectorised``    one :func:`bioprobe.probe.fit_probe` job for all layers (what the pipeline runs);
-``same_trainer``  :func:`bioprobe.probe.fit_probe` once per layer (``layers=[l]``), i.e. the very
+``vectorised``    one :func:`bioprobe.probes.fit_probe` job for all layers (what the pipeline runs);
+``same_trainer``  :func:`bioprobe.probes.fit_probe` once per layer (``layers=[l]``), i.e. the very
                   same code, 13 times: this isolates what stacking the layers buys;
 ``conventional``  the usual way to run the study, one training per layer: StandardScaler,
                   ``nn.Sequential`` MLP, ``DataLoader(batch_size=16, shuffle=True)``,
@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
-from bioprobe import probe  # noqa: E402
+from bioprobe.probes import ProbeData, fit_probe, resolve_probe_config  # noqa: E402
 from bioprobe.metrics import uar  # noqa: E402
 
 
@@ -58,7 +58,7 @@ def run(features, labels, split, layers: list[int], cfg: dict, device: str) -> t
     (a per-layer job would read only its layer) is inside the timing.
     """
     start = time.perf_counter()
-    data = probe.ProbeData(
+    data = ProbeData(
         # all layers: no copy (z-scoring is in place and idempotent); one layer: its copy
         features=features if len(layers) == features.shape[1] else np.ascontiguousarray(features[:, layers, :]),
         labels=labels,
@@ -67,7 +67,7 @@ def run(features, labels, split, layers: list[int], cfg: dict, device: str) -> t
         classes=[str(c) for c in range(int(labels.max()) + 1)],
         layer_ids=layers,
     )
-    result = probe.fit_probe(data, cfg, device)
+    result = fit_probe(data, cfg, device)
     if device.startswith("cuda"):
         import torch
 
@@ -159,7 +159,7 @@ def main(argv=None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = probe.resolve_probe_config("bench", {"type": "mlp", "epochs": args.epochs, "patience": args.patience, "seeds": args.seeds})
+    cfg = resolve_probe_config("bench", {"type": "mlp", "epochs": args.epochs, "patience": args.patience, "seeds": args.seeds})
     features, labels, split = synthetic_features(args.clips, args.layers, args.dim, args.classes, seed=0)
     all_layers = list(range(args.layers))
     warm = slice(0, min(args.clips, 500))  # first calls pay one-off library start-up: not timed

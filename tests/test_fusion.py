@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bioprobe import fusion, probe
+from bioprobe import fusion
+from bioprobe.probes import ALL_LAYERS, best_layer, read_predictions, run_probe_job
 from bioprobe.metrics import uar
 from bioprobe.store import write_embeddings
 
@@ -39,7 +40,7 @@ def two_models(tmp_path_factory):
     for name, cfg in probes.items():
         for model in ("a", "b"):
             dirs[(model, name)] = root / "probes" / model / name
-            probe.run_probe_job(root / f"{model}.h5", root / "manifest.csv", dirs[(model, name)], "toy", model, name, cfg, threads=1)
+            run_probe_job(root / f"{model}.h5", root / "manifest.csv", dirs[(model, name)], "toy", model, name, cfg, threads=1)
     return root, labels, split, probes, dirs
 
 
@@ -52,7 +53,7 @@ def test_concat_best_combines_complementary_models(two_models, tmp_path):
     assert definition["best_layers"]["a"]["layer"] == 1 and definition["best_layers"]["b"]["layer"] == 2
     assert definition["input_dim"] == 2 * DIM and "does not define" in definition["note"]
     scores = pd.read_csv(out / "scores.csv")
-    assert scores.model.unique().tolist() == ["fused"] and scores.layer.unique().tolist() == [probe.ALL_LAYERS]
+    assert scores.model.unique().tolist() == ["fused"] and scores.layer.unique().tolist() == [ALL_LAYERS]
     fused_test = scores.query("split == 'test'").uar.iloc[0]
     single = [pd.read_csv(dirs[(m, "knn")] / "scores.csv").query("split == 'test'").uar.max() for m in ("a", "b")]
     assert max(single) < 0.7 and fused_test > 0.85
@@ -75,8 +76,8 @@ def test_late_average_is_the_mean_of_best_layer_posteriors(two_models, tmp_path)
                       root / "manifest.csv", {}, {"a": dirs[("a", "mlp")], "b": dirs[("b", "mlp")]}, out)
     expected = 0
     for model in ("a", "b"):
-        pred = probe.read_predictions(dirs[(model, "mlp")] / "predictions.h5")
-        column = pred["layers"].index(probe.best_layer(pd.read_csv(dirs[(model, "mlp")] / "scores.csv")))
+        pred = read_predictions(dirs[(model, "mlp")] / "predictions.h5")
+        column = pred["layers"].index(best_layer(pd.read_csv(dirs[(model, "mlp")] / "scores.csv")))
         expected = expected + pred["test"]["posteriors"][:, column] / 2
     with h5py.File(out / "predictions.h5", "r") as h5:
         np.testing.assert_allclose(h5["test/posteriors"][:, 0], expected, atol=1e-6)

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bioprobe import metrics, probe, stats
+from bioprobe import metrics, stats
+from bioprobe.probes import ProbeData, ProbeResult, resolve_probe_config, write_probe_outputs
 
 
 def noisy_predictions(y_true, accuracy, rng, n_classes):
@@ -69,7 +70,7 @@ def write_fake_probe(out_dir, model, y_true, predictions_by_layer, val_uars, spl
     labels[test_rows] = y_true
     split = np.array(["train"] * labels.shape[0], dtype=object)
     split[test_rows], split[val_rows] = "test", "val"
-    data = probe.ProbeData(np.zeros((labels.shape[0], n_layers, 1), np.float32), labels, split.astype(str),
+    data = ProbeData(np.zeros((labels.shape[0], n_layers, 1), np.float32), labels, split.astype(str),
                            [f"c{i}" for i in range(labels.shape[0])], classes, list(range(n_layers)))
     eye = np.eye(n_classes, dtype=np.float32)
     post_test = np.stack([eye[p] for p in predictions_by_layer])[None]
@@ -80,11 +81,11 @@ def write_fake_probe(out_dir, model, y_true, predictions_by_layer, val_uars, spl
         pred = y_val.copy()
         pred[int(u * len(pred)):] = (y_val[int(u * len(pred)):] + 1) % n_classes
         post_val.append(eye[pred])
-    result = probe.ProbeResult(list(range(n_layers)), [42], {"test": post_test, "val": np.stack(post_val)[None]},
+    result = ProbeResult(list(range(n_layers)), [42], {"test": post_test, "val": np.stack(post_val)[None]},
                                {"train": np.flatnonzero(split == "train"), "val": val_rows, "test": test_rows},
                                np.ones((1, n_layers)))
-    cfg = probe.resolve_probe_config("mlp", {"type": "mlp", "n_boot": 50})
-    probe.write_probe_outputs(out_dir, data, result, {"dataset": "d", "model": model, "probe": "mlp"}, cfg)
+    cfg = resolve_probe_config("mlp", {"type": "mlp", "n_boot": 50})
+    write_probe_outputs(out_dir, data, result, {"dataset": "d", "model": model, "probe": "mlp"}, cfg)
 
 
 def test_run_comparisons_uses_best_validation_layers(tmp_path):

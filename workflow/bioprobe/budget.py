@@ -91,7 +91,7 @@ def _cached_config(name: str, cache_dir: Path, key: str) -> dict | None:
 
 def model_geometry(name: str, mcfg: Mapping, cache_dir, models: Mapping | None = None) -> dict:
     """``{n_layers, dim, hop_samples, geometry}`` of a model without loading it."""
-    from .encoders import resolve_architecture
+    from .models import resolve_architecture
     from .encoders.baselines import FEATURE_DEFAULTS
 
     cache_dir = Path(cache_dir)

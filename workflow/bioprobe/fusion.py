@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .probe import (
+from .probes import (
     ALL_LAYERS,
     ProbeData,
     ProbeResult,
     SPLITS,
-    _Settings,
+    TorchSettings,
     best_layer,
     class_names,
     fit_probe,
@@ -215,7 +215,7 @@ def run_fusion(
         if pcfg["type"] == "weighted_sum":
             raise ValueError(f"fusion.{fusion_name}: concat_best needs a per-layer probe (mlp, linear, knn), probes.{probe_name} is weighted_sum")
         data = concat_best_data(models, chosen, embeddings, manifest_csv)
-        with _Settings(threads):
+        with TorchSettings(threads):
             result = fit_probe(data, pcfg, resolve_device(device), log)
     else:
         data = manifest_data(manifest_csv)

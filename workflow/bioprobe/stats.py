@@ -106,7 +106,7 @@ def comparison_pairs(models: list[str], models_cfg: dict) -> list[tuple[str, str
 
 def _best_test_predictions(probe_dir) -> dict:
     """Best layer (mean validation UAR) of one probe job and its test predictions ``[S, n]``."""
-    from .probe import best_layer, read_predictions, read_scores
+    from .probes import best_layer, read_predictions, read_scores
 
     probe_dir = Path(probe_dir)
     scores = read_scores(probe_dir / "scores.csv")

@@ -4,7 +4,7 @@ import re
 import sys
 
 from bioprobe import datasets as bp_datasets
-from bioprobe import encoders as bp_encoders
+from bioprobe import models as bp_models
 from bioprobe.config import embed_result_settings
 
 # Normalised, so that paths built here and by the library compare equal ("data/" == "data").
@@ -63,8 +63,7 @@ def model_weights_cfg(wildcards):
     # Self-contained (a random_init's `of: <model name>` inlined) and without the keys that only
     # name or describe the model: renaming a model re-draws figures and tables, but does not
     # re-fetch weights or re-embed.
-    entry = bp_encoders.resolve_model_entry(wildcards.model, config["models"])
-    return {k: v for k, v in entry.items() if k not in bp_encoders.DESCRIPTIVE_KEYS}
+    return bp_models.rule_params(wildcards.model, config["models"])
 
 
 def probe_cfg(wildcards):

@@ -1,5 +1,5 @@
 import _bioprobe_path  # noqa: F401  (first: makes bioprobe importable)
-from bioprobe.probe import run_probe_job
+from bioprobe.probes import run_probe_job
 from bioprobe.smk import logged
 
 with logged(snakemake):

@@ -19,7 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from . import Encoder, is_local_path
+from ..models import is_local_path
+from .base import Encoder
 from .windowed import WINDOWED_MODEL_TYPES, read_preprocessor_config
 
 # Model types whose CNN front end and hidden-state layout this module knows.

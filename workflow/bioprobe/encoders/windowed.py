@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import Encoder
+from .base import Encoder
 
 # Model types (transformers ``config.model_type``) that are run window by window.
 WINDOWED_MODEL_TYPES = ("whisper", "audio-spectrogram-transformer")
