@@ -21,13 +21,13 @@ pytestmark = [pytest.mark.workflow, pytest.mark.timeout(1500)]
 
 
 def test_new_families_end_to_end(tmp_path):
-    calls = make_synthetic_calls(tmp_path / "calls", n_classes=3, clips_per_class=12, seed=0)
+    labels = make_synthetic_calls(tmp_path / "calls", n_classes=3, clips_per_class=12, seed=0)
     models = {kind: {"source": "huggingface", "id": str(save_tiny_hf_model(kind, tmp_path / "models" / kind))} for kind in KINDS}
     models["off"] = {"source": "huggingface", "id": "org/never-fetched", "enabled": False}
     config = {
         "data_dir": "data",
         "model_cache": "cache",
-        "datasets": {"calls": {"type": "folder", "root": str(calls), "labels": str(calls / "labels.csv"),
+        "datasets": {"calls": {"type": "folder", "root": str(labels.parent), "labels": str(labels),
                                "split": {"method": "stratified", "ratios": [0.6, 0.2, 0.2], "seed": 1}}},
         "models": models,
         "embed": {"batch_size": 8},
