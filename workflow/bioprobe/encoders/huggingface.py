@@ -58,7 +58,9 @@ class HuggingFaceEncoder(Encoder):
         import torch
 
         config = model.config
-        if config.model_type not in SUPPORTED_MODEL_TYPES or config.model_type in WINDOWED_MODEL_TYPES:
+        if config.model_type in WINDOWED_MODEL_TYPES:
+            raise ValueError(f"model {name!r}: a {config.model_type} model runs window by window; build it with build_hf_encoder")
+        if config.model_type not in SUPPORTED_MODEL_TYPES:
             raise ValueError(
                 f"model {name!r}: model type {config.model_type!r} is not supported "
                 f"(supported: {', '.join(SUPPORTED_MODEL_TYPES)})"
