@@ -255,16 +255,20 @@ def test_long_clip_reader_standardises_the_whole_clip():
     assert abs(whole.mean()) < 1e-5 and abs(whole.std() - 1) < 1e-4
 
 
-def test_windowed_chunking_is_recorded(folders, tmp_path):
+def test_windowed_chunking_and_frames_are_recorded(folders, tmp_path):
     audio = tmp_path / "audio16k.h5"
     with AudioWriter(audio, {"sample_rate": SR, "resampler": "soxr_hq", "resampler_version": "test"}) as writer:
         writer.append("x", noise(SR))
+        writer.append("long", noise(31 * SR))
     out = tmp_path / "emb.h5"
     embed_dataset(audio, out, "w", {"source": "huggingface", "id": str(folders["whisper"])},
-                  {"chunk_seconds": 100, "chunk_overlap_seconds": 5, "device": "cpu"}, tmp_path / "cache", progress=False)
+                  {"chunk_seconds": 30, "chunk_overlap_seconds": 5, "frame_level": True, "device": "cpu"},
+                  tmp_path / "cache", progress=False)
+    feats, ids, attrs = read_embeddings(out)
+    assert "30 s windows, 1 per chunk, no overlap" in str(attrs["chunking"]) and attrs["n_chunked"] == 1
     with h5py.File(out) as f:
-        attrs = dict(f.attrs)
-    assert "30 s windows, 3 per chunk, no overlap" in str(attrs.get("chunking"))
+        assert f["frames/x"].shape == (3, 50, 32) and f["frames/long"].shape == (3, 1550, 32)  # real frames only
+        np.testing.assert_allclose(feats[ids.index("long")], pool_mean_std(f["frames/long"][()].astype(np.float64)), atol=2e-2)
 
 
 # ------------------------------------------------------------------------------------------------
