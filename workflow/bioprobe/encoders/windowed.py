@@ -77,7 +77,9 @@ def load_feature_extractor(name: str, folder: Path, expected: str):
 
 
 class WindowedEncoder(Encoder):
-    """Base class: subclasses set ``window_step``, ``window_context`` and implement :meth:`forward_window`.
+    """Base class: subclasses set ``window_step``, ``window_context`` and define
+    ``forward_window(wave [B, m]) -> [n_layers, B, kept, dim]`` for one window
+    (``m <= window_step + window_context``), returning only the frames over real audio.
 
     Attributes (besides :class:`~bioprobe.encoders.Encoder`'s):
         window_step: samples between the starts of consecutive windows.
@@ -89,10 +91,6 @@ class WindowedEncoder(Encoder):
     window_step: int
     window_context: int = 0
     frames_per_step: int = 1
-
-    def forward_window(self, wave):
-        """``wave [B, m]`` (``m <= window_step + window_context``) -> ``[n_layers, B, kept, dim]``."""
-        raise NotImplementedError
 
     def forward(self, wave):
         """``wave [batch, samples]`` -> ``[n_layers, batch, frames, dim]``: every window's real frames, in order."""
