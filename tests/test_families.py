@@ -79,6 +79,25 @@ def test_batched_equals_one_clip_at_a_time(encoders, kind):
     torch.testing.assert_close(together, alone, atol=TOL, rtol=TOL)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_embed_step_batched_equals_one_clip_at_a_time(folders, tmp_path, kind):
+    """The embed step's test of today's families, on each new one: batch size 1 vs 4."""
+    lengths = [8000, 8000, 3000, 8000, 12000, 2000, 8000, 4000]
+    audio = tmp_path / "audio16k.h5"
+    with AudioWriter(audio, {"sample_rate": SR, "resampler": "soxr_hq", "resampler_version": "test"}) as writer:
+        for i, n in enumerate(lengths):
+            writer.append(f"clip{i:02d}", noise(n, seed=i))
+    out = {}
+    for batch_size in (1, 4):
+        path = tmp_path / f"b{batch_size}.h5"
+        embed_dataset(audio, path, kind, {"source": "huggingface", "id": str(folders[kind])}, {"batch_size": batch_size, "device": "cpu"},
+                      tmp_path / "cache", progress=False)
+        out[batch_size] = read_embeddings(path)
+    (feats1, ids1, attrs1), (feats4, ids4, attrs4) = out[1], out[4]
+    assert ids1 == ids4 and attrs4["n_batches"] < attrs1["n_batches"] == 8 and attrs4["n_repeat_padded"] == 3
+    np.testing.assert_allclose(feats4, feats1, atol=TOL, rtol=TOL)
+
+
 @pytest.mark.parametrize("kind", WAVEFORM_KINDS)
 def test_waveform_family_equals_transformers_with_its_normalisation(folders, encoders, kind):
     """data2vec-audio & co.: the checkpoint declares do_normalize; we standardise exactly as its extractor does."""
