@@ -138,6 +138,19 @@ def test_hub_id_and_local_folder_load_the_same_model(monkeypatch, folders, tmp_p
         torch.testing.assert_close(by_id(wave), by_folder(wave), atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("kind", WINDOWED_KINDS)
+def test_random_init_of_a_windowed_family(folders, encoders, tmp_path, kind):
+    """random_init fetches the config (+ feature extractor config) only and builds the same encoder class."""
+    rand = load_encoder("r", {"source": "random_init", "of": str(folders[kind]), "seed": 5}, tmp_path / "cache")
+    trained = encoders[kind]
+    assert type(rand) is type(trained) and rand.source == "random_init"
+    assert (rand.n_layers, rand.dim, rand.window_step) == (trained.n_layers, trained.dim, trained.window_step)
+    wave = torch.from_numpy(noise(SR, seed=3))[None]
+    with torch.inference_mode():
+        a, b = rand(wave), trained(wave)
+    assert a.shape == b.shape and not torch.allclose(a, b)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_embed_dataset_end_to_end(folders, tmp_path, kind):
     clips = {"a": noise(8000, 1), "b": noise(8000, 2), "c": noise(3000, 3), "d": noise(21000, 4)}

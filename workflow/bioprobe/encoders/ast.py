@@ -82,6 +82,7 @@ class ASTEncoder(WindowedEncoder):
                 f"{self.n_freq} patch tokens per 0.1 s time position; only patches with at least half their "
                 f"{self.patch} frames in real audio; CLS and distillation tokens not pooled"
             ),
+            "frames_per_step": self.n_freq,
             "input_normalization": normalization,
             "attention_mask": False,
         }
