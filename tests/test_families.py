@@ -347,3 +347,41 @@ def test_budget_estimates_windowed_and_disabled_models(folders, tmp_path):
     out = tmp_path / "whisper.h5"
     embed_dataset(results / "calls" / "audio16k.h5", out, "whisper", models["whisper"], {}, tmp_path / "cache", progress=False)
     assert abs(whisper["embedding_bytes"] - out.stat().st_size) < 0.25 * out.stat().st_size + 64 * 1024
+
+
+def test_small_windows_and_a_default_feature_extractor_follow_the_model(tmp_path):
+    """Models saved with a smaller input than the public ones, beside a default extractor config
+    (as a test model may be): the window and mel bins come from the model, the rest from the extractor."""
+    from transformers import (ASTConfig, ASTFeatureExtractor, ASTModel, WhisperConfig, WhisperFeatureExtractor,
+                              WhisperModel)
+
+    torch.manual_seed(0)
+    whisper_dir, ast_dir = tmp_path / "whisper", tmp_path / "ast"
+    WhisperModel(WhisperConfig(d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+                               encoder_ffn_dim=32, decoder_ffn_dim=32, max_source_positions=30, vocab_size=40, pad_token_id=0,
+                               bos_token_id=1, eos_token_id=2, decoder_start_token_id=1)).save_pretrained(whisper_dir)
+    WhisperFeatureExtractor().save_pretrained(whisper_dir)  # 30 s windows declared; the model takes 60 mel frames
+    ASTModel(ASTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, patch_size=2,
+                       frequency_stride=2, time_stride=2, num_mel_bins=16, max_length=24)).save_pretrained(ast_dir)
+    ASTFeatureExtractor().save_pretrained(ast_dir)  # 128 bins x 1024 frames declared
+    whisper = load_encoder("w", {"source": "huggingface", "id": str(whisper_dir)}, tmp_path / "cache")
+    ast = load_encoder("a", {"source": "huggingface", "id": str(ast_dir)}, tmp_path / "cache")
+    assert whisper.window_step == 9600 and whisper.provenance["feature_extractor_adapted"] == {"window_samples": [480000, 9600]}
+    assert (ast.n_freq, ast.n_time, ast.window_step) == (8, 12, 24 * 160)
+    assert ast.provenance["feature_extractor_adapted"] == {"num_mel_bins": [128, 16], "max_length": [1024, 24]}
+    wave = noise(20000, seed=11)  # 2.08 Whisper windows, 5.2 AST windows
+    with torch.inference_mode():
+        w_out = whisper(torch.from_numpy(wave)[None])[:, 0]
+        a_out = ast(torch.from_numpy(wave)[None])[:, 0]
+        model = WhisperModel.from_pretrained(whisper_dir).eval()
+        extractor = WhisperFeatureExtractor()
+        expected = []
+        for start in range(0, len(wave), 9600):
+            window = wave[start : start + 9600]
+            mel = extractor(window, sampling_rate=SR, max_length=9600, return_tensors="pt")["input_features"]
+            expected.append(torch.stack(model.encoder(mel, output_hidden_states=True).hidden_states)[:, 0, : -(-len(window) // 320)])
+    torch.testing.assert_close(w_out, torch.cat(expected, dim=1), atol=TOL, rtol=TOL)
+    assert w_out.shape[1] == 63  # ceil(20000 / 320)
+    # AST: 5 whole windows of 24 frames (12 time positions) + a remainder of 800 samples: 3 frames,
+    # time positions 0 and 1 (2 t + 1 <= 3: at least half of each 2-frame patch is real)
+    assert a_out.shape == (2, (5 * 12 + 2) * 8, 16) and torch.isfinite(a_out).all()

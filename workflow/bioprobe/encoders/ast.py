@@ -24,7 +24,7 @@ mean -4.27, std 4.57). The model accepts exactly ``max_length`` frames.
 
 from __future__ import annotations
 
-from .windowed import WindowedEncoder, load_feature_extractor
+from .windowed import WindowedEncoder, fit_extractor_to_model, load_feature_extractor
 
 FRAME_LENGTH = 400  # Kaldi fbank at 16 kHz: 25 ms frames ...
 FRAME_SHIFT = 160  # ... every 10 ms, snip_edges (first frame starts at sample 0)
@@ -43,12 +43,11 @@ class ASTEncoder(WindowedEncoder):
         import torch
 
         config = model.config
-        extractor = load_feature_extractor(name, folder, "ASTFeatureExtractor")
-        for key in ("num_mel_bins", "max_length"):
-            if int(getattr(extractor, key)) != int(getattr(config, key)):
-                raise ValueError(
-                    f"model {name!r}: feature extractor {key}={getattr(extractor, key)}, model config {key}={getattr(config, key)}"
-                )
+        extractor, adapted = fit_extractor_to_model(
+            name,
+            load_feature_extractor(name, folder, "ASTFeatureExtractor"),
+            {"num_mel_bins": int(config.num_mel_bins), "max_length": int(config.max_length)},
+        )
         self.name = name
         self.source = source
         self.extractor = extractor
@@ -85,6 +84,7 @@ class ASTEncoder(WindowedEncoder):
             "frames_per_step": self.n_freq,
             "input_normalization": normalization,
             "attention_mask": False,
+            **({"feature_extractor_adapted": {k: list(v) for k, v in adapted.items()}} if adapted else {}),
         }
 
     def kept_time_positions(self, n_samples: int) -> int:

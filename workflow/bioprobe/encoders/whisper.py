@@ -22,7 +22,7 @@ maximum minus 8, then ``(x + 4) / 4``. The encoder accepts exactly one window of
 
 from __future__ import annotations
 
-from .windowed import WindowedEncoder, load_feature_extractor, read_preprocessor_config
+from .windowed import WindowedEncoder, fit_extractor_to_model, load_feature_extractor, read_preprocessor_config
 
 CONV_STRIDE = 2  # conv1 stride 1, conv2 stride 2: one encoder frame per two mel frames
 
@@ -42,16 +42,9 @@ class WhisperEncoder(WindowedEncoder):
         import torch
 
         config = model.config
-        extractor = load_feature_extractor(name, folder, "WhisperFeatureExtractor")
-        if int(extractor.feature_size) != int(config.num_mel_bins):
-            raise ValueError(
-                f"model {name!r}: feature extractor gives {extractor.feature_size} mel bins, the model expects {config.num_mel_bins}"
-            )
-        if int(extractor.nb_max_frames) != CONV_STRIDE * int(config.max_source_positions):
-            raise ValueError(
-                f"model {name!r}: feature extractor windows are {extractor.nb_max_frames} mel frames, "
-                f"the encoder takes {CONV_STRIDE * config.max_source_positions}"
-            )
+        extractor, adapted = fit_extractor_to_model(
+            name, load_feature_extractor(name, folder, "WhisperFeatureExtractor"), {"feature_size": int(config.num_mel_bins)}
+        )
         self.name = name
         self.source = source
         self.extractor = extractor
@@ -60,7 +53,11 @@ class WhisperEncoder(WindowedEncoder):
         self.dim = int(config.d_model)
         self.n_layers = int(config.encoder_layers) + 1
         self.hop_samples = int(extractor.hop_length) * CONV_STRIDE  # 320: 50 frames per second
-        self.window_step = int(extractor.n_samples)  # 480,000 samples = 30 s
+        # the window the encoder takes (3000 mel frames = 30 s for every public checkpoint); the
+        # extractor pads to it (its own chunk_length says the same for consistent checkpoints)
+        self.window_step = CONV_STRIDE * int(config.max_source_positions) * int(extractor.hop_length)
+        if self.window_step != int(extractor.n_samples):
+            adapted["window_samples"] = (int(extractor.n_samples), self.window_step)
         self.window_context = 0
         self.min_input_samples = self.hop_samples
         preprocessor = read_preprocessor_config(folder) or {}
@@ -78,6 +75,7 @@ class WhisperEncoder(WindowedEncoder):
                 + ("; waveform zero mean, unit variance per clip (do_normalize)" if self.standardize_input else "")
             ),
             "attention_mask": False,
+            **({"feature_extractor_adapted": {k: list(v) for k, v in adapted.items()}} if adapted else {}),
         }
 
     def forward_window(self, wave):
@@ -91,6 +89,7 @@ class WhisperEncoder(WindowedEncoder):
                 sampling_rate=self.sample_rate,
                 return_tensors="pt",
                 padding="max_length",
+                max_length=self.window_step,
                 do_normalize=False,  # standardisation, when declared, is done per clip by the embed step
                 device=str(self.device),
             )["input_features"]

@@ -76,6 +76,31 @@ def load_feature_extractor(name: str, folder: Path, expected: str):
     return extractor
 
 
+def fit_extractor_to_model(name: str, extractor, wanted: dict) -> tuple[object, dict]:
+    """The feature extractor with its shape parameters (``wanted``: mel bins, window length) set to
+    what the model takes, and ``{key: (declared, used)}`` for those that differed.
+
+    The model's config decides: its weights only accept that input shape (transformers itself
+    fails on a mismatch). Public checkpoints agree with their extractor; a differing one (e.g. a
+    model saved with a default extractor) is adapted, recorded in the provenance and logged.
+    """
+    import inspect
+    import logging
+
+    changed = {k: (getattr(extractor, k), v) for k, v in wanted.items() if getattr(extractor, k) != v}
+    if not changed:
+        return extractor, {}
+    cls = type(extractor)
+    params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")]
+    kwargs = {p: getattr(extractor, p) for p in params if hasattr(extractor, p)}
+    fitted = cls(**{**kwargs, **wanted})
+    logging.getLogger(__name__).warning(
+        "model %r: its feature extractor declares %s; the model takes %s: using the model's",
+        name, {k: a for k, (a, _b) in changed.items()}, {k: b for k, (_a, b) in changed.items()},
+    )
+    return fitted, changed
+
+
 class WindowedEncoder(Encoder):
     """Base class: subclasses set ``window_step``, ``window_context`` and define
     ``forward_window(wave [B, m]) -> [n_layers, B, kept, dim]`` for one window
