@@ -22,6 +22,8 @@ maximum minus 8, then ``(x + 4) / 4``. The encoder accepts exactly one window of
 
 from __future__ import annotations
 
+import logging
+
 from .windowed import WindowedEncoder, fit_extractor_to_model, load_feature_extractor, read_preprocessor_config
 
 CONV_STRIDE = 2  # conv1 stride 1, conv2 stride 2: one encoder frame per two mel frames
@@ -58,6 +60,10 @@ class WhisperEncoder(WindowedEncoder):
         self.window_step = CONV_STRIDE * int(config.max_source_positions) * int(extractor.hop_length)
         if self.window_step != int(extractor.n_samples):
             adapted["window_samples"] = (int(extractor.n_samples), self.window_step)
+            logging.getLogger(__name__).warning(
+                "model %r: its feature extractor declares %d-sample windows; the encoder takes %d: using the encoder's",
+                name, extractor.n_samples, self.window_step,
+            )
         self.window_context = 0
         self.min_input_samples = self.hop_samples
         preprocessor = read_preprocessor_config(folder) or {}
