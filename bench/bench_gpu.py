@@ -141,9 +141,11 @@ def bench_model(name: str, family: str, args, work: Path) -> dict:
 
     from bioprobe.embed import embed_options
     from bioprobe.encoders import load_encoder
+    from bioprobe.weights import fetch_weights
 
     mcfg, models = model_entry(name, family, args.tiny, work / name)
     start = time.perf_counter()
+    fetch_weights(name, mcfg, work / "cache", models=models)  # local config files only: the pipeline's lock step
     encoder = load_encoder(name, mcfg, work / "cache", device=args.device, models=models)
     synchronize(encoder.device)
     result = {

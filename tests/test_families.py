@@ -17,6 +17,7 @@ from bioprobe.encoders.windowed import window_spans
 from bioprobe.pooling import pool_mean_std
 from bioprobe.store import AudioWriter, read_embeddings
 from bioprobe.tiny import install_in_hub_cache, save_tiny_hf_model
+from bioprobe.weights import fetch_weights
 
 TOL = 1e-5
 WAVEFORM_KINDS = ("data2vec_audio", "unispeech_sat", "wav2vec2_conformer")
@@ -130,8 +131,10 @@ def test_hub_id_and_local_folder_load_the_same_model(monkeypatch, folders, tmp_p
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     cache = tmp_path / "cache"
     install_in_hub_cache(folders[kind], f"org/tiny-{kind}", cache / "huggingface")
-    by_id = load_encoder("a", {"source": "huggingface", "id": f"org/tiny-{kind}", "revision": "main"}, cache)
-    by_folder = load_encoder("b", {"source": "huggingface", "id": str(folders[kind])}, cache)
+    hub, local = {"source": "huggingface", "id": f"org/tiny-{kind}", "revision": "main"}, {"source": "huggingface", "id": str(folders[kind])}
+    fetch_weights("a", hub, cache)  # pins the cache's commit (offline: jobs never download)
+    fetch_weights("b", local, cache)
+    by_id, by_folder = load_encoder("a", hub, cache), load_encoder("b", local, cache)
     assert type(by_id) is type(by_folder) and by_id.provenance["commit"]
     wave = torch.from_numpy(noise(9000, seed=2))[None]
     with torch.inference_mode():
