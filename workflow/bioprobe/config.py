@@ -134,6 +134,8 @@ def _check_references(config: dict) -> None:
         for model in fcfg.get("models") or []:
             if model not in models:
                 raise ConfigError(f"config key 'fusion.{name}.models': {model!r} is not a model of this config")
+            if not models[model].get("enabled", True):
+                raise ConfigError(f"config key 'fusion.{name}.models': model {model!r} is disabled (enabled: false); enable it or drop it here")
 
 
 # embed: settings that change how fast embeddings are computed, not what they are (batches only

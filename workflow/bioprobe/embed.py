@@ -93,9 +93,11 @@ def embed_options(embed_cfg: Mapping | None) -> dict:
 # clip preparation, batching, chunking: pure functions
 
 
-def prepare_clip(wave: np.ndarray, clip_id: str, min_samples: int, peak_normalize: bool, source: str = "") -> np.ndarray:
+def prepare_clip(wave: np.ndarray, clip_id: str, min_samples: int, peak_normalize: bool, source: str = "", standardize: bool = False) -> np.ndarray:
     """Peak-normalise (optional) and repeat-pad a clip to ``min_samples``; float32 ``[samples]``.
 
+    With ``standardize`` (a checkpoint that declares ``do_normalize``), the padded clip is then
+    brought to zero mean and unit variance, as the checkpoint's feature extractor does.
     A silent clip is left at zeros (no division by a zero peak). An empty or non-finite clip is
     an error naming the clip.
     """
@@ -113,7 +115,17 @@ def prepare_clip(wave: np.ndarray, clip_id: str, min_samples: int, peak_normaliz
             wave = wave / peak
     if wave.size < min_samples:
         wave = np.resize(wave, min_samples)  # tiles the clip, then cuts at min_samples
+    if standardize:
+        wave = standardized(wave, float(np.mean(wave, dtype=np.float64)), float(np.var(wave, dtype=np.float64)))
     return wave
+
+
+STANDARDIZE_EPS = 1e-7  # transformers' zero_mean_unit_var_norm: (x - mean) / sqrt(var + 1e-7)
+
+
+def standardized(wave: np.ndarray, mean: float, var: float) -> np.ndarray:
+    """``(wave - mean) / sqrt(var + 1e-7)`` in float32, as transformers' feature extractors do."""
+    return ((wave - mean) / np.sqrt(var + STANDARDIZE_EPS)).astype(np.float32)
 
 
 def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_samples: int, chunk_samples: int) -> list[list[int]]:
@@ -321,6 +333,9 @@ def embed_waves(
     sr = encoder.sample_rate
     min_samples = max(int(opts["min_samples"]), encoder.min_input_samples)
     chunk_samples = int(round(opts["chunk_seconds"] * sr))
+    if getattr(encoder, "window_step", None):  # a windowed encoder: chunks are whole windows
+        chunk_samples = windows_per_chunk(encoder, chunk_samples) * encoder.window_step + encoder.window_context
+    standardize = bool(getattr(encoder, "standardize_input", False))
     overlap_samples = int(round(opts["chunk_overlap_seconds"] * sr))
     padded = [max(int(n), min_samples) for n in lengths]
     ddof = int(opts["std_ddof"])
@@ -341,13 +356,13 @@ def embed_waves(
         ids = [clip_ids[i] for i in batch]
         if padded[batch[0]] > chunk_samples:  # a long clip, alone
             i = batch[0]
-            read = LongClipReader(lambda start, end, i=i: get_span(i, start, end), int(lengths[i]), clip_ids[i], opts["peak_normalize"], chunk_samples, source)
+            read = LongClipReader(lambda start, end, i=i: get_span(i, start, end), int(lengths[i]), clip_ids[i], opts["peak_normalize"], chunk_samples, source, standardize)
             features[i] = embed_long_clip(encoder, read, ids[0], opts, chunk_samples, overlap_samples, min_samples, frame_sink, source, stats)
             stats["n_chunked"] += 1
             bar.update(1)
             continue
         target = max(padded[i] for i in batch)  # equal_length: every clip's own (padded) length
-        waves = [prepare_clip(get_wave(i), clip_ids[i], target, opts["peak_normalize"], source) for i in batch]
+        waves = [prepare_clip(get_wave(i), clip_ids[i], target, opts["peak_normalize"], source, standardize) for i in batch]
         stats["n_repeat_padded"] += sum(int(lengths[i]) < target for i in batch)
         out = forward_checked(encoder, np.stack(waves), ids, opts["precision"], source)  # [L, B, T, D]
         count, mean, m2 = batch_moments(out)  # [B, L, D] each
@@ -362,20 +377,28 @@ def embed_waves(
 
 
 class LongClipReader:
-    """Reads a long clip span by span, checked and peak-normalised like :func:`prepare_clip`.
+    """Reads a long clip span by span, checked and normalised like :func:`prepare_clip`.
 
-    The peak is found in a first pass over blocks, so no more than one block or chunk of the
-    clip is in memory at a time.
+    The peak (and, with ``standardize``, the whole clip's mean and variance) is found in a first
+    pass over blocks, so no more than one block or chunk of the clip is in memory at a time.
     """
 
-    def __init__(self, read_span: Callable[[int, int], np.ndarray], length: int, clip_id: str, peak_normalize: bool, block: int, source: str = ""):
+    def __init__(self, read_span: Callable[[int, int], np.ndarray], length: int, clip_id: str, peak_normalize: bool, block: int, source: str = "", standardize: bool = False):
         self.read_span = read_span
         self.length = length
         self.where = f"clip {clip_id!r}" + (f" in {source}" if source else "")
         self.peak = 0.0  # 0: leave samples as they are (no normalisation, or a silent clip)
-        if peak_normalize:
+        self.moments: tuple[float, float] | None = None  # (mean, variance) of the normalised clip
+        if peak_normalize or standardize:
+            total, squares = 0.0, 0.0
             for start in range(0, length, block):
-                self.peak = max(self.peak, float(np.abs(self._checked(start, min(start + block, length))).max()))
+                wave = self._checked(start, min(start + block, length)).astype(np.float64)
+                self.peak = max(self.peak, float(np.abs(wave).max())) if peak_normalize else 0.0
+                total, squares = total + float(wave.sum()), squares + float(np.square(wave).sum())
+            if standardize:
+                scale = self.peak if self.peak > 0 else 1.0
+                mean = total / length
+                self.moments = (mean / scale, max(squares / length - mean * mean, 0.0) / scale**2)
 
     def _checked(self, start: int, end: int) -> np.ndarray:
         wave = np.asarray(self.read_span(start, end), dtype=np.float32)
@@ -385,21 +408,33 @@ class LongClipReader:
 
     def __call__(self, start: int, end: int) -> np.ndarray:
         wave = self._checked(start, end)
-        return wave / self.peak if self.peak > 0 else wave  # the same division as prepare_clip
+        wave = wave / self.peak if self.peak > 0 else wave  # the same division as prepare_clip
+        return wave if self.moments is None else standardized(wave, *self.moments)
+
+
+def windows_per_chunk(encoder, chunk_samples: int) -> int:
+    """Whole windows of a windowed encoder (Whisper, AST) in one chunk of ``chunk_samples`` (at least 1)."""
+    return max(1, chunk_samples // encoder.window_step)
 
 
 def embed_long_clip(encoder, read: LongClipReader, clip_id, opts, chunk_samples, overlap_samples, min_samples, frame_sink, source, stats) -> np.ndarray:
     """Pooled ``[n_layers, 2 * dim]`` of one long clip, embedded chunk by chunk (streamed pooling)."""
     hop = encoder.hop_samples
+    windowed = bool(getattr(encoder, "window_step", None))
     study = opts["batching"] == "study_repeat_pad"
-    if study:  # the authors' cut: back to back, every chunk's frames concatenated
+    if windowed:  # chunks of whole windows, no overlap: the same windows as in one pass
+        from .encoders.windowed import window_spans
+
+        per_chunk = windows_per_chunk(encoder, chunk_samples)
+        spans = window_spans(read.length, encoder.window_step, encoder.window_context, encoder.min_input_samples, per_chunk)
+    elif study:  # the authors' cut: back to back, every chunk's frames concatenated
         spans = study_chunk_spans(read.length, chunk_samples, min_samples)
     else:
         spans = chunk_spans(read.length, chunk_samples, overlap_samples, hop, min_samples)
     acc = StreamingMeanStd(int(opts["std_ddof"]))
     for k, (start, end) in enumerate(spans):
         out = forward_checked(encoder, read(start, end)[None], [clip_id], opts["precision"], source)
-        lo, hi = (0, None) if study else owned_frames(spans, k, hop)
+        lo, hi = (0, None) if (windowed or study) else owned_frames(spans, k, hop)
         kept = out[:, 0, lo:hi]  # [L, frames owned by this chunk, D]
         acc.update(kept)
         if frame_sink is not None and kept.shape[1]:
@@ -431,6 +466,28 @@ def library_versions() -> dict:
     return versions
 
 
+def chunking_attrs(encoder, opts: Mapping) -> dict:
+    """How long clips were cut: chunks with overlap, or (windowed encoders) whole windows."""
+    if getattr(encoder, "window_step", None):
+        per_chunk = windows_per_chunk(encoder, int(round(opts["chunk_seconds"] * encoder.sample_rate)))
+        return {
+            "chunk_seconds": per_chunk * encoder.window_step / encoder.sample_rate,
+            "chunk_overlap_seconds": 0.0,
+            "windows": f"{encoder.window_step / encoder.sample_rate:g} s windows, {per_chunk} per chunk, no overlap "
+            "(chunk_overlap_seconds does not apply)",
+        }
+    if opts["batching"] == "study_repeat_pad":
+        return {
+            "chunk_seconds": opts["chunk_seconds"],
+            "cut": "back to back at multiples of chunk_seconds, frames concatenated (the authors' code)",
+        }
+    return {
+        "chunk_seconds": opts["chunk_seconds"],
+        "chunk_overlap_seconds": opts["chunk_overlap_seconds"],
+        "overlap_frames": "counted once, split at the middle of the overlap",
+    }
+
+
 def embedding_attrs(encoder, opts: Mapping, audio_attrs: Mapping, audio_path, stats: Mapping) -> dict:
     """Provenance attributes of an embedding file."""
     sr = encoder.sample_rate
@@ -444,14 +501,7 @@ def embedding_attrs(encoder, opts: Mapping, audio_attrs: Mapping, audio_path, st
         "min_samples_effective": max(int(opts["min_samples"]), encoder.min_input_samples),
         "repeat_padding": "tile",
         "peak_normalize": bool(opts["peak_normalize"]),
-        "chunking": {
-            "chunk_seconds": opts["chunk_seconds"],
-            "chunk_overlap_seconds": opts["chunk_overlap_seconds"],
-            "overlap_frames": "counted once, split at the middle of the overlap",
-        } if opts["batching"] == "equal_length" else {
-            "chunk_seconds": opts["chunk_seconds"],
-            "cut": "back to back at multiples of chunk_seconds, frames concatenated (the authors' code)",
-        },
+        "chunking": chunking_attrs(encoder, opts),
         "precision": opts["precision"],
         "store_dtype": opts["store_dtype"],
         "batching": {"batch_size": opts["batch_size"], "max_batch_seconds": opts["max_batch_seconds"], "rule": "equal length only"}

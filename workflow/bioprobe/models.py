@@ -17,9 +17,9 @@ from typing import Mapping
 MODEL_SOURCES: tuple[str, ...] = ("huggingface", "aves", "logmel", "mfcc", "random_init")
 #: The sources with pretrained weights to fetch (the ones ``random_init`` may copy).
 PRETRAINED_SOURCES: tuple[str, ...] = ("huggingface", "aves")
-#: Keys of an entry that only name or group it in figures and tables; they do not change the
+#: Keys of an entry that only name, group or switch it (``enabled``) in the run; they do not change the
 #: weights or the embeddings, so the weight and embedding rules never see them.
-DESCRIPTIVE_KEYS: tuple[str, ...] = ("label", "group", "base", "published_as")
+DESCRIPTIVE_KEYS: tuple[str, ...] = ("label", "group", "base", "published_as", "enabled")
 #: An entry's ``embed:`` overrides: the embed rule tracks them within each job's merged embed
 #: settings (:func:`bioprobe.config.effective_embed`), so no rule sees them in the entry.
 EMBED_OVERRIDES_KEY = "embed"

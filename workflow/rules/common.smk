@@ -30,7 +30,8 @@ def _enabled_datasets():
 
 
 DATASETS = _enabled_datasets()
-MODELS = list(config["models"])
+# A model with `enabled: false` is left out of the run (it may still lend its architecture to a random_init).
+MODELS = [name for name, mcfg in config["models"].items() if mcfg.get("enabled", True)]
 PROBES = list(config["probes"])
 FUSIONS = list(config.get("fusion") or {})
 FIG_FORMATS = config["figures"]["formats"]
@@ -157,7 +158,7 @@ def embed_params(wildcards):
 def figure_models():
     # what figures and tables show of each model: its name, group and pairing, in config order
     keys = (*bp_models.DESCRIPTIVE_KEYS, "source")
-    return {m: {k: v for k, v in mcfg.items() if k in keys} for m, mcfg in config["models"].items()}
+    return {m: {k: v for k, v in config["models"][m].items() if k in keys} for m in MODELS}  # enabled ones
 
 
 def audio_root(wildcards):
