@@ -133,19 +133,27 @@ def _check_references(config: dict) -> None:
                 raise ConfigError(f"config key 'fusion.{name}.models': {model!r} is not a model of this config")
 
 
-# embed: settings that change how fast embeddings are computed, not what they are (batches only
-# hold clips of equal length, so results do not depend on them): changing them re-runs nothing.
-EMBED_RUNTIME_KEYS = ("batch_size", "max_batch_seconds", "device")
+# embed: settings that change how fast embeddings are computed, not what they are (batched
+# output equals one clip at a time, so results do not depend on them): changing them re-runs
+# nothing. `batching` is one of them while its value is exact (bioprobe.batching.EXACT_BATCHINGS).
+EMBED_RUNTIME_KEYS = ("batch_size", "max_batch_seconds", "length_ratio", "device")
 
 
 def embed_result_settings(embed: dict) -> dict:
     """The ``embed:`` settings that determine the embeddings (tracked as rule params)."""
-    return {k: v for k, v in embed.items() if k not in EMBED_RUNTIME_KEYS}
+    from .batching import EXACT_BATCHINGS
+
+    return {
+        k: v
+        for k, v in embed.items()
+        if k not in EMBED_RUNTIME_KEYS and not (k == "batching" and v in EXACT_BATCHINGS)
+    }
 
 
 def embed_settings(result_settings: dict, config: dict) -> dict:
     """All ``embed:`` settings for a job: the tracked ones plus the runtime ones from ``config``."""
-    runtime = {k: v for k, v in (config.get("embed") or {}).items() if k in EMBED_RUNTIME_KEYS}
+    embed = config.get("embed") or {}
+    runtime = {k: v for k, v in embed.items() if k not in embed_result_settings(embed)}
     return {**result_settings, **runtime}
 
 

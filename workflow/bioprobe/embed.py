@@ -2,9 +2,9 @@
 
 Decisions made here (each a small function with a unit test):
 
-* Batching (:func:`plan_batches`): a batch only holds clips of exactly the same length, so no
-  batch carries padding and batched output equals one-clip-at-a-time output. Clips of unique
-  length go alone. Batches are bounded by ``batch_size`` clips and ``max_batch_seconds`` of audio.
+* Batching (:mod:`bioprobe.batching`): ``masked`` by default, length buckets run with one masked
+  transformer pass; ``equal_length`` as the option and the fallback. Both equal one clip at a
+  time; features come out in the clips' own order.
 * Short clips (:func:`prepare_clip`): peak-normalised (optional; a silent clip stays zeros) and
   repeat-padded (tiled) to ``min_samples``, as in the study.
 * Long clips (:func:`chunk_spans`, :func:`owned_frames`): embedded in chunks of
@@ -26,9 +26,12 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .pooling import POOLING, STD_DDOF, StreamingMeanStd, batch_moments, finalize_mean_std
+from .batching import BATCHINGS, batching_attrs, choose_batching
+from .pooling import POOLING, STD_DDOF, StreamingMeanStd, batch_moments, finalize_mean_std, masked_batch_moments
 
 EMBED_DEFAULTS: dict = {
+    "batching": "masked",
+    "length_ratio": 1.25,
     "batch_size": 16,
     "max_batch_seconds": 200.0,
     "min_samples": 5000,
@@ -58,6 +61,9 @@ def embed_options(embed_cfg: Mapping | None) -> dict:
             raise ValueError(f"embed: {key} must be a positive number, got {opts[key]!r}")
 
     positive("batch_size", int)
+    ratio = opts["length_ratio"]
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio < 1:
+        raise ValueError(f"embed: length_ratio must be a number >= 1, got {ratio!r}")
     positive("max_batch_seconds")
     positive("chunk_seconds")
     if isinstance(opts["min_samples"], bool) or not isinstance(opts["min_samples"], int) or opts["min_samples"] < 0:
@@ -68,7 +74,7 @@ def embed_options(embed_cfg: Mapping | None) -> dict:
     for key in ("peak_normalize", "frame_level"):
         if not isinstance(opts[key], bool):
             raise ValueError(f"embed: {key} must be true or false, got {opts[key]!r}")
-    for key, allowed in (("precision", PRECISIONS), ("store_dtype", STORE_DTYPES)):
+    for key, allowed in (("precision", PRECISIONS), ("store_dtype", STORE_DTYPES), ("batching", tuple(BATCHINGS))):
         if opts[key] not in allowed:
             raise ValueError(f"embed: {key} must be one of {', '.join(allowed)}, got {opts[key]!r}")
     device = str(opts["device"])
@@ -102,28 +108,6 @@ def prepare_clip(wave: np.ndarray, clip_id: str, min_samples: int, peak_normaliz
     if wave.size < min_samples:
         wave = np.resize(wave, min_samples)  # tiles the clip, then cuts at min_samples
     return wave
-
-
-def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_samples: int, chunk_samples: int) -> list[list[int]]:
-    """Group clip indices into batches of exactly equal length.
-
-    Clips longer than ``chunk_samples`` are returned alone (they are chunked). A batch holds at
-    most ``batch_size`` clips and at most ``max_batch_samples`` samples in total (at least one
-    clip). Longest batches come first, so an out-of-memory error shows up at once; within a
-    length, manifest order is kept.
-    """
-    by_length: dict[int, list[int]] = {}
-    for index, length in enumerate(lengths):
-        by_length.setdefault(int(length), []).append(index)
-    batches = []
-    for length in sorted(by_length, reverse=True):
-        indices = by_length[length]
-        if length > chunk_samples:
-            batches.extend([i] for i in indices)
-            continue
-        size = max(1, min(batch_size, max_batch_samples // max(length, 1)))
-        batches.extend(indices[i : i + size] for i in range(0, len(indices), size))
-    return batches
 
 
 def chunk_spans(n_samples: int, chunk_samples: int, overlap_samples: int, hop: int, min_samples: int) -> list[tuple[int, int]]:
@@ -194,7 +178,28 @@ def forward_checked(encoder, batch: np.ndarray, clip_ids: Sequence[str], precisi
     wave = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(encoder.device)
     with torch.inference_mode(), autocast_context(encoder.device, precision):
         out = encoder.forward(wave)
-    out = out.float()
+    return check_output(encoder, out.float(), clip_ids, precision, source)
+
+
+def forward_masked_checked(encoder, waves: Sequence[np.ndarray], clip_ids: Sequence[str], precision: str, source: str = ""):
+    """Run ``encoder.forward_masked`` on clips of unequal length; ``(out [n_layers, B, T, dim], n_frames [B])``.
+
+    Padded frames are zeros; non-finite output is an error naming the offending clips.
+    """
+    import torch
+
+    tensors = [torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)).to(encoder.device) for w in waves]
+    with torch.inference_mode(), autocast_context(encoder.device, precision):
+        out, n_frames = encoder.forward_masked(tensors)
+    if bool((n_frames < 1).any()):
+        raise RuntimeError(f"model {encoder.name!r}: a clip of the batch {list(clip_ids)} gave no frames")
+    return check_output(encoder, out.float(), clip_ids, precision, source), n_frames
+
+
+def check_output(encoder, out, clip_ids: Sequence[str], precision: str, source: str = ""):
+    """``out [n_layers, B, frames, dim]`` unchanged, or an error naming the clips with NaN/Inf."""
+    import torch
+
     finite = torch.isfinite(out).flatten(2).all(dim=2).all(dim=0)  # [B]
     if not bool(finite.all()):
         bad = [clip_ids[i] for i in torch.nonzero(~finite).flatten().tolist()]
@@ -281,7 +286,8 @@ def embed_waves(
     chunk_samples = int(round(opts["chunk_seconds"] * sr))
     overlap_samples = int(round(opts["chunk_overlap_seconds"] * sr))
     padded = [max(int(n), min_samples) for n in lengths]
-    batches = plan_batches(padded, int(opts["batch_size"]), int(opts["max_batch_seconds"] * sr), chunk_samples)
+    batching = choose_batching(opts["batching"], encoder)
+    batches = batching.plan(padded, opts, sr, chunk_samples)
     features = np.zeros((len(clip_ids), encoder.n_layers, 2 * encoder.dim), dtype=np.float32)
     stats = {"n_repeat_padded": 0, "n_chunked": 0, "n_batches": len(batches), "n_frames": 0}
     bar = tqdm(total=len(clip_ids), unit="clip", desc=f"embed {encoder.name}", disable=not progress, file=sys.stderr, mininterval=2.0)
@@ -298,13 +304,19 @@ def embed_waves(
             continue
         waves = [prepare_clip(get_wave(i), clip_ids[i], min_samples, opts["peak_normalize"], source) for i in batch]
         stats["n_repeat_padded"] += sum(int(lengths[i]) < min_samples for i in batch)
-        out = forward_checked(encoder, np.stack(waves), ids, opts["precision"], source)  # [L, B, T, D]
-        count, mean, m2 = batch_moments(out)  # [B, L, D] each
-        features[batch] = finalize_mean_std(count, mean, m2)
-        stats["n_frames"] += count * len(batch)
+        if batching.masked:  # unequal lengths: one masked pass, each clip's own frames pooled
+            out, n_frames = forward_masked_checked(encoder, waves, ids, opts["precision"], source)
+            counts, mean, m2 = masked_batch_moments(out, n_frames)  # [B], [B, L, D], [B, L, D]
+        else:
+            out = forward_checked(encoder, np.stack(waves), ids, opts["precision"], source)  # [L, B, T, D]
+            count, mean, m2 = batch_moments(out)  # [B, L, D] each
+            counts = np.full(len(batch), count)
+        for j, i in enumerate(batch):
+            features[i] = finalize_mean_std(int(counts[j]), mean[j], m2[j])
+        stats["n_frames"] += int(counts.sum())
         if frame_sink is not None:
             for j, cid in enumerate(ids):
-                frame_sink.append(cid, out[:, j])
+                frame_sink.append(cid, out[:, j, : int(counts[j])])
         bar.update(len(batch))
     bar.close()
     return features, stats
@@ -396,7 +408,7 @@ def embedding_attrs(encoder, opts: Mapping, audio_attrs: Mapping, audio_path, st
         },
         "precision": opts["precision"],
         "store_dtype": opts["store_dtype"],
-        "batching": {"batch_size": opts["batch_size"], "max_batch_seconds": opts["max_batch_seconds"], "rule": "equal length only"},
+        "batching": batching_attrs(encoder, opts),
         "frame_level": bool(opts["frame_level"]),
         "device": str(encoder.device),
         "audio_file": str(audio_path),
