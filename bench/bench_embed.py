@@ -18,7 +18,7 @@ parameters, nothing downloaded), run through the real ``random_init`` code path.
     python bench/bench_embed.py --device cuda --long-minutes 30
     python bench/bench_embed.py --skip-long --clips-per-length 4   # quick
     python bench/bench_embed.py --variable --clips 24 --device cpu
-    python bench/bench_embed.py --variable --clips 512 --device cuda   # GPU
+    python bench/bench_embed.py --variable --clips 512 --device cuda --json-out gpu_variable.json   # GPU
 
 Run from the repository root (or with bioprobe installed).
 """
@@ -246,6 +246,7 @@ def main(argv=None) -> int:
     parser.add_argument("--min-seconds", type=float, default=0.3)
     parser.add_argument("--max-seconds", type=float, default=30.0)
     parser.add_argument("--length-ratio", type=float, default=1.25, help="--variable: embed.length_ratio of masked batching")
+    parser.add_argument("--json-out", help="--variable: also write the figures to this JSON file")
     parser.add_argument("--long-only", action="store_true", help=argparse.SUPPRESS)  # the subprocess
     args = parser.parse_args(argv)
     if args.device == "auto":
@@ -257,7 +258,11 @@ def main(argv=None) -> int:
         return 0
     if args.variable:
         args.batch_size = args.batch_size or 16  # the embed step's default
-        print("variable lengths:", json.dumps(variable_lengths(args), indent=2), flush=True)
+        result = variable_lengths(args)
+        print("variable lengths:", json.dumps(result, indent=2), flush=True)
+        if args.json_out:
+            Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
         return 0
     args.batch_size = args.batch_size or 8
     print("throughput:", json.dumps(throughput(args), indent=2), flush=True)

@@ -29,6 +29,10 @@ def family_config(kind: str):
 
     if kind in ("hubert", "wav2vec2", "wavlm", "wav2vec2_stable"):
         return tiny_hf_config(kind)
+    if kind in ("hubert_stable", "wavlm_stable"):  # large-model style: layer-norm CNN, pre-LN transformer
+        config = tiny_hf_config(kind.partition("_")[0])
+        config.feat_extract_norm, config.do_stable_layer_norm = "layer", True
+        return config
     common = dict(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_dim=CONV_DIM,
         conv_stride=CONV_STRIDE, conv_kernel=CONV_KERNEL, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
@@ -51,8 +55,8 @@ def family_config(kind: str):
 
 
 HF_FAMILIES = (
-    "hubert", "wav2vec2", "wavlm", "wav2vec2_stable", "data2vec_audio", "unispeech", "unispeech_sat",
-    "wav2vec2_conformer_rotary", "wav2vec2_conformer_relative",
+    "hubert", "wav2vec2", "wavlm", "wav2vec2_stable", "hubert_stable", "wavlm_stable", "data2vec_audio", "unispeech",
+    "unispeech_sat", "wav2vec2_conformer_rotary", "wav2vec2_conformer_relative",
 )
 
 
@@ -227,3 +231,18 @@ def test_masked_frame_level_output_holds_each_clips_own_frames(models, tmp_path)
         for cid in clip_set():
             assert a["frames"][cid].shape == b["frames"][cid].shape
             np.testing.assert_allclose(b["frames"][cid][()], a["frames"][cid][()], atol=1e-3, rtol=1e-3)  # float16
+
+
+def test_masked_pass_under_bf16_autocast(models, tmp_path):
+    """Autocast gives layers of mixed dtypes; the masked pass returns float32 frames near fp32's."""
+    from bioprobe.embed import autocast_context
+
+    for kind in ("wav2vec2_stable", "wav2vec2_conformer_rotary", "aves"):
+        encoder = load_encoder(kind, models[kind], tmp_path / "cache")
+        clips = waves([6000, 9000])
+        with torch.inference_mode():
+            exact, _ = encoder.forward_masked(clips)
+            with autocast_context(encoder.device, "bf16"):
+                low, n_frames = encoder.forward_masked(clips)
+        assert low.dtype == torch.float32 and n_frames.tolist() == [18, 27]
+        assert 0 < (low - exact).abs().max() < 0.1 * exact.abs().max()

@@ -156,7 +156,7 @@ def hf_masked_forward(model, waves: Sequence, n_layers: int):
         encoder(hidden, attention_mask=mask)
     if len(captured) != n_layers:
         raise RuntimeError(f"{type(model).__name__}: expected {n_layers} hidden states, got {len(captured)}")
-    return zero_padding(torch.stack(captured, dim=0), n_frames), n_frames
+    return zero_padding(torch.stack([h.float() for h in captured], dim=0), n_frames), n_frames
 
 
 def torchaudio_masked_forward(model, waves: Sequence, study_layer0: bool = False):
@@ -180,4 +180,4 @@ def torchaudio_masked_forward(model, waves: Sequence, study_layer0: bool = False
     for layer in encoder.transformer.layers:
         x, position_bias = layer(x, mask, position_bias=position_bias)
         layers.append(x)
-    return zero_padding(torch.stack(layers, dim=0), n_frames), n_frames
+    return zero_padding(torch.stack([h.float() for h in layers], dim=0), n_frames), n_frames
