@@ -141,3 +141,42 @@ def test_no_test_reaches_into_a_private_name_of_the_library(tmp_path):
     tests = Path(__file__).resolve().parent
     found = [hit for path in sorted(tests.rglob("*.py")) if path != Path(__file__).resolve() for hit in private_names_used(path)]
     assert not found, "tests using private names of the library: " + "; ".join(found)
+
+
+#: The library's layers, bottom (0) to top, as drawn in docs/architecture.md. A module may
+#: import its own layer or a lower one. Keys are module names or package prefixes.
+LAYERS = {
+    "bioprobe": 0, "bioprobe.config": 0, "bioprobe.fileio": 0, "bioprobe.models": 0,
+    "bioprobe.metrics": 0, "bioprobe.pooling": 0, "bioprobe.splits": 0, "bioprobe.smk": 0,
+    "bioprobe.tiny": 0, "bioprobe.demo": 0,
+    "bioprobe.store": 1, "bioprobe.audio": 1, "bioprobe.download": 1, "bioprobe.weights": 1,
+    "bioprobe.datasets": 2, "bioprobe.encoders": 2,
+    "bioprobe.embed": 3, "bioprobe.probes": 3,
+    "bioprobe.fusion": 4, "bioprobe.stats": 4,
+    "bioprobe.tables": 5, "bioprobe.plots": 5, "bioprobe.budget": 5,
+}
+
+
+def layer_of(module: str, layers: dict[str, int] = LAYERS) -> int | None:
+    """The layer of ``module``: its own entry, else that of its closest package with one."""
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        if (name := ".".join(parts[:end])) in layers and (end > 1 or module == "bioprobe"):
+            return layers[name]
+    return None
+
+
+def test_layer_of_takes_the_closest_package():
+    layers = {"bioprobe": 0, "bioprobe.probes": 3}
+    assert layer_of("bioprobe.probes.mlp", layers) == 3
+    assert layer_of("bioprobe", layers) == 0
+    assert layer_of("bioprobe.newthing", layers) is None  # the root package is not a catch-all
+
+
+def test_every_module_imports_only_its_own_layer_or_below():
+    graph = import_graph()
+    unplaced = sorted(m for m in graph if layer_of(m) is None)
+    assert not unplaced, f"modules without a layer (add them to LAYERS and docs/architecture.md): {unplaced}"
+    upward = [f"{m} (layer {layer_of(m)}) imports {d} (layer {layer_of(d)})"
+              for m, deps in sorted(graph.items()) for d in sorted(deps) if layer_of(d) > layer_of(m)]
+    assert not upward, "imports up the layers: " + "; ".join(upward)
