@@ -247,7 +247,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-seconds", type=float, default=30.0)
     parser.add_argument("--length-ratio", type=float, default=1.25, help="--variable: embed.length_ratio of masked batching")
     parser.add_argument("--json-out", help="--variable: also write the figures to this JSON file")
-    parser.add_argument("--long-only", action="store_true", help=argparse.SUPPRESS)  # the subprocess
+    parser.add_argument("--long-only", action="store_true",
+                        help="only the long-recording figure (peak memory of one --long-minutes recording), as JSON")
     args = parser.parse_args(argv)
     if args.device == "auto":
         import torch
