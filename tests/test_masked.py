@@ -82,6 +82,7 @@ def models(tmp_path_factory):
     entries = {kind: {"source": "huggingface", "id": str(save_family(kind, root / kind))} for kind in HF_FAMILIES}
     config, weights = save_tiny_aves_model(root / "aves", seed=0)
     entries["aves"] = {"source": "aves", "config_url": str(config), "weights_url": str(weights)}
+    entries["aves_layer0_study"] = {**entries["aves"], "layer0": "study"}
     entries["random_hubert"] = {"source": "random_init", "of": "hubert", "seed": 5}
     entries["random_aves"] = {"source": "random_init", "of": "aves", "seed": 5}
     entries["logmel"] = {"source": "logmel"}
@@ -98,7 +99,7 @@ def waves(lengths, seed=0):
 # the masked pass itself, layer by layer
 
 
-@pytest.mark.parametrize("kind", HF_FAMILIES + ("aves", "random_hubert", "random_aves"))
+@pytest.mark.parametrize("kind", HF_FAMILIES + ("aves", "aves_layer0_study", "random_hubert", "random_aves"))
 def test_masked_pass_equals_one_clip_at_a_time(models, tmp_path, kind):
     encoder = load_encoder(kind, models[kind], tmp_path / "cache", models=models)
     assert encoder.masked_batching

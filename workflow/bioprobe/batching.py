@@ -7,9 +7,12 @@
   pass proven exact (baselines, families not tested) falls back to ``equal_length``.
 * ``equal_length`` (:func:`plan_batches`): a batch only holds clips of exactly the same length,
   so no batch carries padding and batched output equals one-clip-at-a-time output.
+* ``study_repeat_pad`` (:func:`plan_study_batches`): the authors' batches, ``batch_size``
+  consecutive clips in manifest order, each repeat-padded to the longest of its batch, padding
+  kept in pooling (see docs/protocol.md). Not exact: it changes the embeddings on purpose.
 
-Both are exact, so the choice changes speed, not results (``embed.batching`` is not tracked as
-a setting that changes embeddings). Batches are bounded by ``batch_size`` clips and
+``masked`` and ``equal_length`` are exact, so choosing between them changes speed, not results
+(``embed.batching`` is then not tracked as a setting that changes embeddings). Batches are bounded by ``batch_size`` clips and
 ``max_batch_seconds`` of padded audio; a clip longer than the chunk length goes alone (it is
 chunked). The embed step writes features in the clips' own order whatever the batches.
 
@@ -77,33 +80,55 @@ def plan_masked_batches(
     return batches
 
 
+def plan_study_batches(lengths: Sequence[int], order: Sequence[int], batch_size: int, chunk_samples: int) -> list[list[int]]:
+    """The authors' batches: ``batch_size`` consecutive clips of ``order`` (manifest order).
+
+    Clips of any lengths share a batch (each is then repeat-padded to the batch's longest). A
+    clip longer than ``chunk_samples`` is taken out of its batch and embedded alone, chunked
+    (the authors never met this case: they chunked Watkins only, with batch size 1).
+    """
+    batches = []
+    for i in range(0, len(order), batch_size):
+        group = [int(j) for j in order[i : i + batch_size]]
+        long = [j for j in group if int(lengths[j]) > chunk_samples]
+        short = [j for j in group if int(lengths[j]) <= chunk_samples]
+        batches.extend([[j] for j in long] + ([short] if short else []))
+    return batches
+
+
 @dataclass(frozen=True)
 class Batching:
     """One value of ``embed.batching``: how clips are grouped, and how a group is run.
 
-    ``plan(padded_lengths, opts, sample_rate, chunk_samples)`` returns the batches (lists of clip
-    indices; a clip longer than ``chunk_samples`` alone). ``masked``: a batch holds clips of
-    unequal length, run by ``encoder.forward_masked``; otherwise a batch's clips are stacked
-    (equal lengths) for ``encoder.forward``. ``exact``: equals one clip at a time, so the value
-    changes speed, not results. A masked batching is only used for encoders whose
+    ``plan(padded_lengths, opts, sample_rate, chunk_samples, order)`` returns the batches (lists
+    of clip indices; a clip longer than ``chunk_samples`` alone); ``order`` is the clips' manifest
+    order. ``masked``: a batch holds clips of unequal length, run by ``encoder.forward_masked``;
+    otherwise a batch's clips are stacked for ``encoder.forward``, each repeat-padded to the
+    batch's longest with ``pad_to_longest`` (else they have equal lengths). ``exact``: equals one
+    clip at a time, so the value changes speed, not results. A masked batching is only used for encoders whose
     ``masked_batching`` is true; the others get ``fallback`` instead.
     """
 
     name: str
-    plan: Callable[[Sequence[int], Mapping, int, int], list[list[int]]]
+    plan: Callable[[Sequence[int], Mapping, int, int, Sequence[int]], list[list[int]]]
     masked: bool
     exact: bool
     rule: str
     fallback: str | None = None
+    pad_to_longest: bool = False
 
 
-def _plan_equal_length(lengths, opts, sample_rate, chunk_samples):
+def _plan_equal_length(lengths, opts, sample_rate, chunk_samples, order):
     return plan_batches(lengths, int(opts["batch_size"]), int(opts["max_batch_seconds"] * sample_rate), chunk_samples)
 
 
-def _plan_masked(lengths, opts, sample_rate, chunk_samples):
+def _plan_masked(lengths, opts, sample_rate, chunk_samples, order):
     max_samples = int(opts["max_batch_seconds"] * sample_rate)
     return plan_masked_batches(lengths, int(opts["batch_size"]), max_samples, chunk_samples, float(opts["length_ratio"]))
+
+
+def _plan_study(lengths, opts, sample_rate, chunk_samples, order):
+    return plan_study_batches(lengths, order, int(opts["batch_size"]), chunk_samples)
 
 
 BATCHINGS: dict[str, Batching] = {
@@ -112,6 +137,10 @@ BATCHINGS: dict[str, Batching] = {
         rule="masked: clips sorted by length, longest <= length_ratio x shortest; CNN per clip, one masked transformer pass",
     ),
     "equal_length": Batching("equal_length", _plan_equal_length, masked=False, exact=True, rule="equal length only"),
+    "study_repeat_pad": Batching(
+        "study_repeat_pad", _plan_study, masked=False, exact=False, pad_to_longest=True,
+        rule="study_repeat_pad: consecutive clips in manifest order, repeat-padded to the longest of the batch, padding pooled",
+    ),
 }
 
 
@@ -135,8 +164,9 @@ def batching_attrs(encoder, opts: Mapping) -> dict:
         "used": used.name,
         "rule": used.rule,
         "batch_size": opts["batch_size"],
-        "max_batch_seconds": opts["max_batch_seconds"],
     }
+    if not used.pad_to_longest:  # the authors' batches have no bound on seconds
+        attrs["max_batch_seconds"] = opts["max_batch_seconds"]
     if used.masked:
         attrs["length_ratio"] = opts["length_ratio"]
     if used.name != opts["batching"]:

@@ -4,13 +4,17 @@ Decisions made here (each a small function with a unit test):
 
 * Batching (:mod:`bioprobe.batching`): ``masked`` by default, length buckets run with one masked
   transformer pass; ``equal_length`` as the option and the fallback. Both equal one clip at a
-  time; features come out in the clips' own order.
+  time; features come out in the clips' own order. ``batching: study_repeat_pad`` reproduces the
+  authors' batches instead: ``batch_size`` consecutive clips in manifest order, each
+  repeat-padded to the longest of its batch, padding kept in pooling; long clips are cut into
+  back-to-back chunks of exactly ``chunk_seconds`` (:func:`study_chunk_spans`).
 * Short clips (:func:`prepare_clip`): peak-normalised (optional; a silent clip stays zeros) and
   repeat-padded (tiled) to ``min_samples``, as in the study.
 * Long clips (:func:`chunk_spans`, :func:`owned_frames`): embedded in chunks of
   ``chunk_seconds`` with ``chunk_overlap_seconds`` of overlap; a frame seen by two chunks is
   counted once (each chunk owns the frames up to the middle of its overlaps), and pooling is
   streamed across chunks, so memory stays bounded whatever the length.
+* Pooling: mean and std over time; std unbiased (``std_ddof: 1``, ``torch.std``) by default.
 * Precision: fp32 by default; bf16/fp16 autocast as an option. Pooled features are float32
   (or float16 with ``store_dtype``). NaN/Inf in a model's output is an error naming the clip.
 """
@@ -27,11 +31,12 @@ from typing import Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .batching import BATCHINGS, batching_attrs, choose_batching
-from .pooling import POOLING, STD_DDOF, StreamingMeanStd, batch_moments, finalize_mean_std, masked_batch_moments
+from .pooling import POOLING, STD_DDOF, StreamingMeanStd, batch_moments, check_ddof, finalize_mean_std, masked_batch_moments
 
 EMBED_DEFAULTS: dict = {
     "batching": "masked",
     "length_ratio": 1.25,
+    "std_ddof": STD_DDOF,
     "batch_size": 16,
     "max_batch_seconds": 200.0,
     "min_samples": 5000,
@@ -74,6 +79,10 @@ def embed_options(embed_cfg: Mapping | None) -> dict:
     for key in ("peak_normalize", "frame_level"):
         if not isinstance(opts[key], bool):
             raise ValueError(f"embed: {key} must be true or false, got {opts[key]!r}")
+    try:
+        check_ddof(opts["std_ddof"])
+    except ValueError as err:
+        raise ValueError(f"embed: {err}") from None
     for key, allowed in (("precision", PRECISIONS), ("store_dtype", STORE_DTYPES), ("batching", tuple(BATCHINGS))):
         if opts[key] not in allowed:
             raise ValueError(f"embed: {key} must be one of {', '.join(allowed)}, got {opts[key]!r}")
@@ -108,6 +117,17 @@ def prepare_clip(wave: np.ndarray, clip_id: str, min_samples: int, peak_normaliz
     if wave.size < min_samples:
         wave = np.resize(wave, min_samples)  # tiles the clip, then cuts at min_samples
     return wave
+
+
+def study_chunk_spans(n_samples: int, chunk_samples: int, min_samples: int) -> list[tuple[int, int]]:
+    """Back-to-back spans of exactly ``chunk_samples`` (the authors' cut), the last one shorter.
+
+    A last piece shorter than ``min_samples`` joins the one before, as in :func:`chunk_spans`.
+    """
+    spans = [(start, min(start + chunk_samples, n_samples)) for start in range(0, n_samples, chunk_samples)]
+    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < min_samples:
+        spans[-2:] = [(spans[-2][0], n_samples)]
+    return spans
 
 
 def chunk_spans(n_samples: int, chunk_samples: int, overlap_samples: int, hop: int, min_samples: int) -> list[tuple[int, int]]:
@@ -272,12 +292,15 @@ def embed_waves(
     progress: bool = False,
     source: str = "",
     get_span: Callable[[int, int, int], np.ndarray] | None = None,
+    order: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Pooled features ``[n_clips, n_layers, 2 * dim]`` float32 of every clip, plus run statistics.
 
     ``get_wave(i)`` returns clip ``i``'s raw samples; ``lengths[i]`` its length. ``opts`` is
     :func:`embed_options`' result. ``get_span(i, start, end)``, if given, reads part of a clip:
     long clips are then read chunk by chunk, so memory stays bounded whatever their length.
+    ``order`` (clip indices in manifest order, default as given) sets the batches of
+    ``batching: study_repeat_pad``; features are returned in the clips' own order either way.
     """
     from tqdm import tqdm
 
@@ -286,8 +309,11 @@ def embed_waves(
     chunk_samples = int(round(opts["chunk_seconds"] * sr))
     overlap_samples = int(round(opts["chunk_overlap_seconds"] * sr))
     padded = [max(int(n), min_samples) for n in lengths]
+    ddof = int(opts["std_ddof"])
+    if order is not None and sorted(order) != list(range(len(clip_ids))):
+        raise ValueError(f"embed: the manifest order of {source or 'the clips'} is not a permutation of its {len(clip_ids)} clips")
     batching = choose_batching(opts["batching"], encoder)
-    batches = batching.plan(padded, opts, sr, chunk_samples)
+    batches = batching.plan(padded, opts, sr, chunk_samples, range(len(clip_ids)) if order is None else order)
     features = np.zeros((len(clip_ids), encoder.n_layers, 2 * encoder.dim), dtype=np.float32)
     stats = {"n_repeat_padded": 0, "n_chunked": 0, "n_batches": len(batches), "n_frames": 0}
     bar = tqdm(total=len(clip_ids), unit="clip", desc=f"embed {encoder.name}", disable=not progress, file=sys.stderr, mininterval=2.0)
@@ -302,8 +328,10 @@ def embed_waves(
             stats["n_chunked"] += 1
             bar.update(1)
             continue
-        waves = [prepare_clip(get_wave(i), clip_ids[i], min_samples, opts["peak_normalize"], source) for i in batch]
-        stats["n_repeat_padded"] += sum(int(lengths[i]) < min_samples for i in batch)
+        # each clip's own (tiled) length, or (study_repeat_pad) the longest of its batch
+        targets = [max(padded[i] for i in batch)] * len(batch) if batching.pad_to_longest else [padded[i] for i in batch]
+        waves = [prepare_clip(get_wave(i), clip_ids[i], t, opts["peak_normalize"], source) for i, t in zip(batch, targets)]
+        stats["n_repeat_padded"] += sum(int(lengths[i]) < t for i, t in zip(batch, targets))
         if batching.masked:  # unequal lengths: one masked pass, each clip's own frames pooled
             out, n_frames = forward_masked_checked(encoder, waves, ids, opts["precision"], source)
             counts, mean, m2 = masked_batch_moments(out, n_frames)  # [B], [B, L, D], [B, L, D]
@@ -312,7 +340,7 @@ def embed_waves(
             count, mean, m2 = batch_moments(out)  # [B, L, D] each
             counts = np.full(len(batch), count)
         for j, i in enumerate(batch):
-            features[i] = finalize_mean_std(int(counts[j]), mean[j], m2[j])
+            features[i] = finalize_mean_std(int(counts[j]), mean[j], m2[j], ddof)
         stats["n_frames"] += int(counts.sum())
         if frame_sink is not None:
             for j, cid in enumerate(ids):
@@ -352,11 +380,15 @@ class LongClipReader:
 def embed_long_clip(encoder, read: LongClipReader, clip_id, opts, chunk_samples, overlap_samples, min_samples, frame_sink, source, stats) -> np.ndarray:
     """Pooled ``[n_layers, 2 * dim]`` of one long clip, embedded chunk by chunk (streamed pooling)."""
     hop = encoder.hop_samples
-    spans = chunk_spans(read.length, chunk_samples, overlap_samples, hop, min_samples)
-    acc = StreamingMeanStd()
+    study = opts["batching"] == "study_repeat_pad"
+    if study:  # the authors' cut: back to back, every chunk's frames concatenated
+        spans = study_chunk_spans(read.length, chunk_samples, min_samples)
+    else:
+        spans = chunk_spans(read.length, chunk_samples, overlap_samples, hop, min_samples)
+    acc = StreamingMeanStd(int(opts["std_ddof"]))
     for k, (start, end) in enumerate(spans):
         out = forward_checked(encoder, read(start, end)[None], [clip_id], opts["precision"], source)
-        lo, hi = owned_frames(spans, k, hop)
+        lo, hi = (0, None) if study else owned_frames(spans, k, hop)
         kept = out[:, 0, lo:hi]  # [L, frames owned by this chunk, D]
         acc.update(kept)
         if frame_sink is not None and kept.shape[1]:
@@ -394,7 +426,7 @@ def embedding_attrs(encoder, opts: Mapping, audio_attrs: Mapping, audio_path, st
     attrs = {
         **encoder.describe(),
         "pooling": POOLING,
-        "std_ddof": STD_DDOF,
+        "std_ddof": int(opts["std_ddof"]),
         "feature_dim": 2 * encoder.dim,
         "sample_rate": sr,
         "min_samples": int(opts["min_samples"]),
@@ -405,6 +437,9 @@ def embedding_attrs(encoder, opts: Mapping, audio_attrs: Mapping, audio_path, st
             "chunk_seconds": opts["chunk_seconds"],
             "chunk_overlap_seconds": opts["chunk_overlap_seconds"],
             "overlap_frames": "counted once, split at the middle of the overlap",
+        } if opts["batching"] == "equal_length" else {
+            "chunk_seconds": opts["chunk_seconds"],
+            "cut": "back to back at multiples of chunk_seconds, frames concatenated (the authors' code)",
         },
         "precision": opts["precision"],
         "store_dtype": opts["store_dtype"],
@@ -457,9 +492,16 @@ def embed_dataset(
                 raise ValueError(f"{audio_h5}: sample rate {audio.sample_rate} Hz, model {name!r} needs {encoder.sample_rate} Hz")
             if len(audio) == 0:
                 raise ValueError(f"{audio_h5}: no clips to embed")
+            order = audio.manifest_order()
+            if opts["batching"] == "study_repeat_pad" and order is None and opts["batch_size"] > 1:
+                raise ValueError(
+                    f"{audio_h5}: written without manifest_row (an older bioprobe), so the manifest order that "
+                    "batching study_repeat_pad needs is unknown; delete it and run the resample step again"
+                )
             features, stats = embed_waves(
                 encoder, lambda i: audio[i], audio.lengths, audio.clip_ids, opts, spill, progress, str(audio_h5),
                 get_span=audio.span,  # slices of one clip, for long recordings
+                order=order,
             )
             stats["embed_seconds"] = round(time.perf_counter() - started, 3)
             stats["audio_seconds"] = round(float(np.sum(audio.lengths)) / audio.sample_rate, 3)
