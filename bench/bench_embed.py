@@ -6,11 +6,19 @@ parameters, nothing downloaded), run through the real ``random_init`` code path.
 1. clips/s and real-time factor (compute seconds per audio second) of the embed step;
 2. the embed step's time divided by the bare model forward time over the same audio and the
    same batches (target <= 1.10: preparation, pooling and checks should cost little);
-3. peak memory while embedding one long recording (default 30 minutes) in chunks.
+3. peak memory while embedding one long recording (default 30 minutes) in chunks;
+4. with ``--variable``, only this: a variable-length set (``--clips`` clips, lengths log-uniform
+   between ``--min-seconds`` 0.3 and ``--max-seconds`` 30) embedded three ways, interleaved over
+   ``--repeats`` rounds: ``batching: masked`` (length buckets, one masked transformer pass),
+   ``batching: equal_length`` (batches of exactly equal length) and one clip at a time; prints
+   each one's time and the ratios, and the largest difference of the masked features from the
+   one-at-a-time ones (exactness at full size).
 
     python bench/bench_embed.py                      # CPU (or CUDA when available)
     python bench/bench_embed.py --device cuda --long-minutes 30
     python bench/bench_embed.py --skip-long --clips-per-length 4   # quick
+    python bench/bench_embed.py --variable --clips 24 --device cpu
+    python bench/bench_embed.py --variable --clips 512 --device cuda --json-out gpu_variable.json   # GPU
 
 Run from the repository root (or with bioprobe installed).
 """
@@ -72,7 +80,7 @@ def time_bare_forward(encoder, clips, opts) -> float:
     """The model alone on the same batches: no preparation, pooling, checks or copies."""
     import torch
 
-    from bioprobe.embed import plan_batches
+    from bioprobe.batching import plan_batches
 
     lengths = [max(len(c), opts["min_samples"]) for c in clips]
     batches = plan_batches(lengths, opts["batch_size"], int(opts["max_batch_seconds"] * SR), int(opts["chunk_seconds"] * SR))
@@ -94,7 +102,8 @@ def throughput(args) -> dict:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         encoder = build_encoder(Path(tmp), args.device)
-    opts = embed_options({"batch_size": args.batch_size, "precision": args.precision})
+    # equal-length batches: the bare forward below runs the same batches (equal lengths here anyway)
+    opts = embed_options({"batch_size": args.batch_size, "precision": args.precision, "batching": "equal_length"})
     clips = synthetic_clips(args.lengths, args.clips_per_length)
     audio_s = sum(len(c) for c in clips) / SR
     warm = synthetic_clips([1.0], 1, seed=1)
@@ -117,6 +126,72 @@ def throughput(args) -> dict:
         "clips_per_second": round(len(clips) / embed_s, 2),
         "real_time_factor": round(embed_s / audio_s, 4),
         "embed_over_bare_forward": round(embed_s / bare_s, 3),
+    }
+
+
+def log_uniform_clips(n: int, low_s: float, high_s: float, seed: int = 0) -> list[np.ndarray]:
+    """``n`` noise clips whose lengths are log-uniform between ``low_s`` and ``high_s`` seconds."""
+    rng = np.random.default_rng(seed)
+    seconds = np.exp(rng.uniform(np.log(low_s), np.log(high_s), size=n))
+    return [(0.1 * rng.standard_normal(int(s * SR))).astype(np.float32) for s in seconds]
+
+
+VARIABLE_MODES = {  # name -> embed: options
+    "masked": {"batching": "masked"},
+    "equal_length": {"batching": "equal_length"},
+    "one_at_a_time": {"batching": "equal_length", "batch_size": 1},
+}
+
+
+def variable_lengths(args) -> dict:
+    """Masked vs equal-length batching vs one clip at a time on clips of log-uniform lengths."""
+    import torch
+
+    from bioprobe.embed import embed_options, embed_waves
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        encoder = build_encoder(Path(tmp), args.device)
+    clips = log_uniform_clips(args.clips, args.min_seconds, args.max_seconds)
+    lengths, ids = [len(c) for c in clips], [f"c{i}" for i in range(len(clips))]
+    audio_s = sum(lengths) / SR
+    base = {"batch_size": args.batch_size, "precision": args.precision, "length_ratio": args.length_ratio}
+    opts = {mode: embed_options({**base, **extra}) for mode, extra in VARIABLE_MODES.items()}
+    time_embed_step(encoder, synthetic_clips([1.0, 1.3], 2, seed=1), opts["masked"])  # warm-up
+    times: dict[str, list[float]] = {mode: [] for mode in VARIABLE_MODES}
+    cpu_times: dict[str, list[float]] = {mode: [] for mode in VARIABLE_MODES}
+    feats, batches = {}, {}
+    for _ in range(args.repeats):  # interleaved, so that load from other processes hits all alike
+        for mode in VARIABLE_MODES:
+            synchronize(encoder.device)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            feats[mode], stats = embed_waves(encoder, lambda i: clips[i], lengths, ids, opts[mode])
+            synchronize(encoder.device)
+            times[mode].append(round(time.perf_counter() - start, 2))
+            cpu_times[mode].append(round(time.process_time() - start_cpu, 2))
+            batches[mode] = stats["n_batches"]
+    best = {mode: min(t) for mode, t in times.items()}
+    best_cpu = {mode: min(t) for mode, t in cpu_times.items()}
+    scale = float(np.abs(feats["one_at_a_time"]).max())
+    return {
+        "device": str(encoder.device),
+        "threads": torch.get_num_threads(),
+        "precision": args.precision,
+        "clips": len(clips),
+        "clip_seconds": f"log-uniform {args.min_seconds}-{args.max_seconds}",
+        "audio_seconds": round(audio_s, 1),
+        "batch_size": args.batch_size,
+        "length_ratio": args.length_ratio,
+        "n_batches": batches,
+        "seconds_per_repeat": times,
+        "process_cpu_seconds_per_repeat": cpu_times,  # this process's CPU time: less sensitive to other load
+        "real_time_factor": {mode: round(t / audio_s, 4) for mode, t in best.items()},
+        "masked_over_equal_length_speedup": round(best["equal_length"] / best["masked"], 3),
+        "masked_over_one_at_a_time_speedup": round(best["one_at_a_time"] / best["masked"], 3),
+        "equal_length_over_one_at_a_time_speedup": round(best["one_at_a_time"] / best["equal_length"], 3),
+        "cpu_time_masked_over_equal_length": round(best_cpu["equal_length"] / best_cpu["masked"], 3),
+        "cpu_time_masked_over_one_at_a_time": round(best_cpu["one_at_a_time"] / best_cpu["masked"], 3),
+        "masked_vs_one_at_a_time_max_abs_diff_over_max_abs": float(np.abs(feats["masked"] - feats["one_at_a_time"]).max() / scale),
     }
 
 
@@ -161,11 +236,17 @@ def main(argv=None) -> int:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--lengths", type=float, nargs="+", default=[2.0, 4.0, 6.0], help="clip lengths (s)")
     parser.add_argument("--clips-per-length", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=None, help="default 8 (throughput), 16 (--variable)")
     parser.add_argument("--repeats", type=int, default=2, help="timed repeats; the fastest counts")
     parser.add_argument("--long-minutes", type=float, default=30.0)
     parser.add_argument("--chunk-seconds", type=float, default=120.0)
     parser.add_argument("--skip-long", action="store_true")
+    parser.add_argument("--variable", action="store_true", help="only the variable-length batching benchmark")
+    parser.add_argument("--clips", type=int, default=24, help="--variable: number of clips (the size of the set)")
+    parser.add_argument("--min-seconds", type=float, default=0.3)
+    parser.add_argument("--max-seconds", type=float, default=30.0)
+    parser.add_argument("--length-ratio", type=float, default=1.25, help="--variable: embed.length_ratio of masked batching")
+    parser.add_argument("--json-out", help="--variable: also write the figures to this JSON file")
     parser.add_argument("--long-only", action="store_true",
                         help="only the long-recording figure (peak memory of one --long-minutes recording), as JSON")
     args = parser.parse_args(argv)
@@ -176,6 +257,15 @@ def main(argv=None) -> int:
     if args.long_only:
         print(json.dumps(long_recording(args)))
         return 0
+    if args.variable:
+        args.batch_size = args.batch_size or 16  # the embed step's default
+        result = variable_lengths(args)
+        print("variable lengths:", json.dumps(result, indent=2), flush=True)
+        if args.json_out:
+            Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
+        return 0
+    args.batch_size = args.batch_size or 8
     print("throughput:", json.dumps(throughput(args), indent=2), flush=True)
     if not args.skip_long:
         # A fresh process, so that the peak RSS is the long recording's alone.

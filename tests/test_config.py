@@ -86,7 +86,11 @@ def test_embed_runtime_settings_are_split_from_tracked_ones():
     config = load_config(REPO / "config.yaml")
     tracked = embed_result_settings(config["embed"])
     assert "batch_size" not in tracked and "device" not in tracked and tracked["min_samples"] == 5000
+    assert config["embed"]["batching"] == "masked" and config["embed"]["length_ratio"] == 1.25
+    assert "batching" not in tracked and "length_ratio" not in tracked  # exact batchings change speed only
     assert embed_settings(tracked, config) == config["embed"]
+    equal = {**config["embed"], "batching": "equal_length", "length_ratio": 2.0}
+    assert embed_result_settings(equal) == tracked  # switching batching re-runs nothing
 
 
 def test_tracked_params_leave_out_schema_defaults():

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from bioprobe.batching import plan_batches
 from bioprobe.embed import (
     chunk_spans,
     embed_dataset,
     embed_options,
     owned_frames,
-    plan_batches,
     prepare_clip,
 )
 from bioprobe.pooling import pool_mean_std

@@ -10,7 +10,8 @@ import soundfile as sf
 import torch
 
 from bioprobe.config import ConfigError, effective_embed, embed_result_settings, embed_settings, load_config, validate_config
-from bioprobe.embed import embed_dataset, embed_options, plan_study_batches, prepare_clip, study_chunk_spans
+from bioprobe.batching import plan_study_batches
+from bioprobe.embed import embed_dataset, embed_options, prepare_clip, study_chunk_spans
 from bioprobe.encoders import load_encoder
 from bioprobe.store import AudioReader, AudioWriter, read_embeddings
 from bioprobe.tiny import save_tiny_hf_model
@@ -66,9 +67,11 @@ def test_tracked_embed_settings():
     base = validate_config({"datasets": {"d": {"type": "folder", "root": "r", "labels": "l.csv"}},
                             "models": {"m": {"source": "logmel"}}, "probes": {"p": {"type": "mlp"}}})
     tracked = embed_result_settings(base["embed"])
-    # batching equal_length and std_ddof 0 give the embeddings from before the keys existed: left
-    # out at those values (adding the key re-embeds nothing); the new default std_ddof 1 is tracked
+    # batching masked (the default) or equal_length and std_ddof 0 give the embeddings from before
+    # the keys existed: left out at those values (adding the key re-embeds nothing); the new
+    # default std_ddof 1 is tracked
     assert "batching" not in tracked and tracked["std_ddof"] == 1
+    assert "batching" not in embed_result_settings({**base["embed"], "batching": "equal_length"})
     assert "std_ddof" not in embed_result_settings({**base["embed"], "std_ddof": 0})
     assert "batch_size" not in tracked and "device" not in tracked
     padded = embed_result_settings({**base["embed"], "batching": "study_repeat_pad"})
@@ -107,7 +110,7 @@ def test_embed_overrides_merge_in_order_and_are_checked():
 
 def test_embed_options_std_ddof_and_batching():
     opts = embed_options({})
-    assert (opts["std_ddof"], opts["batching"]) == (1, "equal_length")
+    assert (opts["std_ddof"], opts["batching"]) == (1, "masked")
     with pytest.raises(ValueError, match="std_ddof"):
         embed_options({"std_ddof": 2})
     with pytest.raises(ValueError, match="batching must be one of"):
@@ -155,7 +158,7 @@ def test_study_repeat_pad_batches_follow_the_manifest_order(hubert, tmp_path):
     for batch in ([order[0], order[1], order[2]], [order[3], order[4], order[5]], [order[6]]):
         expected = by_hand(encoder, [waves[names[i]] for i in batch], ddof=1)
         np.testing.assert_allclose(feats[batch], expected, rtol=1e-4, atol=1e-5)
-    # equal_length batching gives other numbers for the padded clips (padding changes them)
+    # exact batching (masked, the default) gives other numbers for the padded clips (padding changes them)
     plain = tmp_path / "plain.h5"
     embed_dataset(audio, plain, "hubert", hubert, {"device": "cpu"}, tmp_path / "cache", progress=False)
     assert np.abs(read_embeddings(plain)[0] - feats).max() > 1e-3

@@ -96,7 +96,7 @@ def test_default_config_agrees_with_the_reference_one_clip_at_a_time(models, tmp
 
     config = load_config(REPO / "config.yaml")
     embed_cfg = embed_settings(embed_result_settings(config["embed"]), config)
-    assert embed_cfg["std_ddof"] == 1 and embed_cfg["batching"] == "equal_length"
+    assert embed_cfg["std_ddof"] == 1 and embed_cfg["batching"] == "masked"
     embed_cfg["device"] = "cpu"
     rng = np.random.default_rng(5)
     rows = []

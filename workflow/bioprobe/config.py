@@ -138,9 +138,11 @@ def _check_references(config: dict) -> None:
                 raise ConfigError(f"config key 'fusion.{name}.models': model {model!r} is disabled (enabled: false); enable it or drop it here")
 
 
-# embed: settings that change how fast embeddings are computed, not what they are (batches only
-# hold clips of equal length, so results do not depend on them): changing them re-runs nothing.
-EMBED_RUNTIME_KEYS = ("batch_size", "max_batch_seconds", "device")
+# embed: settings that change how fast embeddings are computed, not what they are (batched
+# output equals one clip at a time, so results do not depend on them): changing them re-runs
+# nothing. `batching` is one of them while its value is exact (bioprobe.batching.EXACT_BATCHINGS:
+# masked, equal_length), so switching between those re-runs nothing either.
+EMBED_RUNTIME_KEYS = ("batch_size", "max_batch_seconds", "length_ratio", "device")
 # Under batching: study_repeat_pad, batch_size decides which clips share a batch and how far they
 # are padded, so it changes the embeddings and is tracked (max_batch_seconds is not used there).
 PADDED_BATCHING_TRACKED_KEYS = ("batch_size",)
@@ -148,17 +150,21 @@ PADDED_BATCHING_TRACKED_KEYS = ("batch_size",)
 # left out of the tracked settings at that value only, so that a config at that value re-runs
 # nothing on upgrading, and any other value (the new default std_ddof 1 included) is tracked.
 # The schema always fills these keys in, so "left out" can only mean "that value".
-EMBED_KEYS_ADDED_AT_NEUTRAL = {"batching": "equal_length", "std_ddof": 0}
+EMBED_KEYS_ADDED_AT_NEUTRAL = {"std_ddof": 0}
 
 
 def embed_result_settings(embed: dict) -> dict:
     """The ``embed:`` settings that determine the embeddings (tracked as rule params)."""
-    padded = embed.get("batching", "equal_length") != "equal_length"
-    runtime = [k for k in EMBED_RUNTIME_KEYS if not (padded and k in PADDED_BATCHING_TRACKED_KEYS)]
+    from .batching import EXACT_BATCHINGS
+
+    exact = embed.get("batching", "masked") in EXACT_BATCHINGS
+    runtime = [k for k in EMBED_RUNTIME_KEYS if exact or k not in PADDED_BATCHING_TRACKED_KEYS]
     return {
         k: v
         for k, v in embed.items()
-        if k not in runtime and not (k in EMBED_KEYS_ADDED_AT_NEUTRAL and v == EMBED_KEYS_ADDED_AT_NEUTRAL[k])
+        if k not in runtime
+        and not (k == "batching" and v in EXACT_BATCHINGS)
+        and not (k in EMBED_KEYS_ADDED_AT_NEUTRAL and v == EMBED_KEYS_ADDED_AT_NEUTRAL[k])
     }
 
 

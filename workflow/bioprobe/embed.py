@@ -2,11 +2,10 @@
 
 Decisions made here (each a small function with a unit test):
 
-* Batching (:func:`plan_batches`): a batch only holds clips of exactly the same length, so no
-  batch carries padding and batched output equals one-clip-at-a-time output. Clips of unique
-  length go alone. Batches are bounded by ``batch_size`` clips and ``max_batch_seconds`` of audio.
-  ``batching: study_repeat_pad`` reproduces the authors' batches instead
-  (:func:`plan_study_batches`): ``batch_size`` consecutive clips in manifest order, each
+* Batching (:mod:`bioprobe.batching`): ``masked`` by default, length buckets run with one masked
+  transformer pass; ``equal_length`` as the option and the fallback. Both equal one clip at a
+  time; features come out in the clips' own order. ``batching: study_repeat_pad`` reproduces the
+  authors' batches instead: ``batch_size`` consecutive clips in manifest order, each
   repeat-padded to the longest of its batch, padding kept in pooling; long clips are cut into
   back-to-back chunks of exactly ``chunk_seconds`` (:func:`study_chunk_spans`).
 * Short clips (:func:`prepare_clip`): peak-normalised (optional; a silent clip stays zeros) and
@@ -31,10 +30,12 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .pooling import POOLING, STD_DDOF, StreamingMeanStd, batch_moments, check_ddof, finalize_mean_std
+from .batching import BATCHINGS, batching_attrs, choose_batching
+from .pooling import POOLING, STD_DDOF, StreamingMeanStd, batch_moments, check_ddof, finalize_mean_std, masked_batch_moments
 
 EMBED_DEFAULTS: dict = {
-    "batching": "equal_length",
+    "batching": "masked",
+    "length_ratio": 1.25,
     "std_ddof": STD_DDOF,
     "batch_size": 16,
     "max_batch_seconds": 200.0,
@@ -50,7 +51,6 @@ EMBED_DEFAULTS: dict = {
 PRECISIONS = ("fp32", "bf16", "fp16")
 STORE_DTYPES = ("float32", "float16")
 DEVICES = ("auto", "cpu", "cuda")
-BATCHINGS = ("equal_length", "study_repeat_pad")
 
 
 def embed_options(embed_cfg: Mapping | None) -> dict:
@@ -66,6 +66,9 @@ def embed_options(embed_cfg: Mapping | None) -> dict:
             raise ValueError(f"embed: {key} must be a positive number, got {opts[key]!r}")
 
     positive("batch_size", int)
+    ratio = opts["length_ratio"]
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio < 1:
+        raise ValueError(f"embed: length_ratio must be a number >= 1, got {ratio!r}")
     positive("max_batch_seconds")
     positive("chunk_seconds")
     if isinstance(opts["min_samples"], bool) or not isinstance(opts["min_samples"], int) or opts["min_samples"] < 0:
@@ -80,7 +83,7 @@ def embed_options(embed_cfg: Mapping | None) -> dict:
         check_ddof(opts["std_ddof"])
     except ValueError as err:
         raise ValueError(f"embed: {err}") from None
-    for key, allowed in (("precision", PRECISIONS), ("store_dtype", STORE_DTYPES), ("batching", BATCHINGS)):
+    for key, allowed in (("precision", PRECISIONS), ("store_dtype", STORE_DTYPES), ("batching", tuple(BATCHINGS))):
         if opts[key] not in allowed:
             raise ValueError(f"embed: {key} must be one of {', '.join(allowed)}, got {opts[key]!r}")
     device = str(opts["device"])
@@ -126,44 +129,6 @@ STANDARDIZE_EPS = 1e-7  # transformers' zero_mean_unit_var_norm: (x - mean) / sq
 def standardized(wave: np.ndarray, mean: float, var: float) -> np.ndarray:
     """``(wave - mean) / sqrt(var + 1e-7)`` in float32, as transformers' feature extractors do."""
     return ((wave - mean) / np.sqrt(var + STANDARDIZE_EPS)).astype(np.float32)
-
-
-def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_samples: int, chunk_samples: int) -> list[list[int]]:
-    """Group clip indices into batches of exactly equal length.
-
-    Clips longer than ``chunk_samples`` are returned alone (they are chunked). A batch holds at
-    most ``batch_size`` clips and at most ``max_batch_samples`` samples in total (at least one
-    clip). Longest batches come first, so an out-of-memory error shows up at once; within a
-    length, manifest order is kept.
-    """
-    by_length: dict[int, list[int]] = {}
-    for index, length in enumerate(lengths):
-        by_length.setdefault(int(length), []).append(index)
-    batches = []
-    for length in sorted(by_length, reverse=True):
-        indices = by_length[length]
-        if length > chunk_samples:
-            batches.extend([i] for i in indices)
-            continue
-        size = max(1, min(batch_size, max_batch_samples // max(length, 1)))
-        batches.extend(indices[i : i + size] for i in range(0, len(indices), size))
-    return batches
-
-
-def plan_study_batches(lengths: Sequence[int], order: Sequence[int], batch_size: int, chunk_samples: int) -> list[list[int]]:
-    """The authors' batches: ``batch_size`` consecutive clips of ``order`` (manifest order).
-
-    Clips of any lengths share a batch (each is then repeat-padded to the batch's longest). A
-    clip longer than ``chunk_samples`` is taken out of its batch and embedded alone, chunked
-    (the authors never met this case: they chunked Watkins only, with batch size 1).
-    """
-    batches = []
-    for i in range(0, len(order), batch_size):
-        group = [int(j) for j in order[i : i + batch_size]]
-        long = [j for j in group if int(lengths[j]) > chunk_samples]
-        short = [j for j in group if int(lengths[j]) <= chunk_samples]
-        batches.extend([[j] for j in long] + ([short] if short else []))
-    return batches
 
 
 def study_chunk_spans(n_samples: int, chunk_samples: int, min_samples: int) -> list[tuple[int, int]]:
@@ -245,7 +210,28 @@ def forward_checked(encoder, batch: np.ndarray, clip_ids: Sequence[str], precisi
     wave = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(encoder.device)
     with torch.inference_mode(), autocast_context(encoder.device, precision):
         out = encoder.forward(wave)
-    out = out.float()
+    return check_output(encoder, out.float(), clip_ids, precision, source)
+
+
+def forward_masked_checked(encoder, waves: Sequence[np.ndarray], clip_ids: Sequence[str], precision: str, source: str = ""):
+    """Run ``encoder.forward_masked`` on clips of unequal length; ``(out [n_layers, B, T, dim], n_frames [B])``.
+
+    Padded frames are zeros; non-finite output is an error naming the offending clips.
+    """
+    import torch
+
+    tensors = [torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)).to(encoder.device) for w in waves]
+    with torch.inference_mode(), autocast_context(encoder.device, precision):
+        out, n_frames = encoder.forward_masked(tensors)
+    if bool((n_frames < 1).any()):
+        raise RuntimeError(f"model {encoder.name!r}: a clip of the batch {list(clip_ids)} gave no frames")
+    return check_output(encoder, out.float(), clip_ids, precision, source), n_frames
+
+
+def check_output(encoder, out, clip_ids: Sequence[str], precision: str, source: str = ""):
+    """``out [n_layers, B, frames, dim]`` unchanged, or an error naming the clips with NaN/Inf."""
+    import torch
+
     finite = torch.isfinite(out).flatten(2).all(dim=2).all(dim=0)  # [B]
     if not bool(finite.all()):
         bad = [clip_ids[i] for i in torch.nonzero(~finite).flatten().tolist()]
@@ -339,14 +325,10 @@ def embed_waves(
     overlap_samples = int(round(opts["chunk_overlap_seconds"] * sr))
     padded = [max(int(n), min_samples) for n in lengths]
     ddof = int(opts["std_ddof"])
-    study = opts["batching"] == "study_repeat_pad"
-    if study:
-        order = range(len(clip_ids)) if order is None else order
-        if sorted(order) != list(range(len(clip_ids))):
-            raise ValueError(f"embed: the manifest order of {source or 'the clips'} is not a permutation of its {len(clip_ids)} clips")
-        batches = plan_study_batches(padded, order, int(opts["batch_size"]), chunk_samples)
-    else:
-        batches = plan_batches(padded, int(opts["batch_size"]), int(opts["max_batch_seconds"] * sr), chunk_samples)
+    if order is not None and sorted(order) != list(range(len(clip_ids))):
+        raise ValueError(f"embed: the manifest order of {source or 'the clips'} is not a permutation of its {len(clip_ids)} clips")
+    batching = choose_batching(opts["batching"], encoder)
+    batches = batching.plan(padded, opts, sr, chunk_samples, range(len(clip_ids)) if order is None else order)
     features = np.zeros((len(clip_ids), encoder.n_layers, 2 * encoder.dim), dtype=np.float32)
     stats = {"n_repeat_padded": 0, "n_chunked": 0, "n_batches": len(batches), "n_frames": 0}
     bar = tqdm(total=len(clip_ids), unit="clip", desc=f"embed {encoder.name}", disable=not progress, file=sys.stderr, mininterval=2.0)
@@ -361,16 +343,23 @@ def embed_waves(
             stats["n_chunked"] += 1
             bar.update(1)
             continue
-        target = max(padded[i] for i in batch)  # equal_length: every clip's own (padded) length
-        waves = [prepare_clip(get_wave(i), clip_ids[i], target, opts["peak_normalize"], source, standardize) for i in batch]
-        stats["n_repeat_padded"] += sum(int(lengths[i]) < target for i in batch)
-        out = forward_checked(encoder, np.stack(waves), ids, opts["precision"], source)  # [L, B, T, D]
-        count, mean, m2 = batch_moments(out)  # [B, L, D] each
-        features[batch] = finalize_mean_std(count, mean, m2, ddof)
-        stats["n_frames"] += count * len(batch)
+        # each clip's own (tiled) length, or (study_repeat_pad) the longest of its batch
+        targets = [max(padded[i] for i in batch)] * len(batch) if batching.pad_to_longest else [padded[i] for i in batch]
+        waves = [prepare_clip(get_wave(i), clip_ids[i], t, opts["peak_normalize"], source, standardize) for i, t in zip(batch, targets)]
+        stats["n_repeat_padded"] += sum(int(lengths[i]) < t for i, t in zip(batch, targets))
+        if batching.masked:  # unequal lengths: one masked pass, each clip's own frames pooled
+            out, n_frames = forward_masked_checked(encoder, waves, ids, opts["precision"], source)
+            counts, mean, m2 = masked_batch_moments(out, n_frames)  # [B], [B, L, D], [B, L, D]
+        else:
+            out = forward_checked(encoder, np.stack(waves), ids, opts["precision"], source)  # [L, B, T, D]
+            count, mean, m2 = batch_moments(out)  # [B, L, D] each
+            counts = np.full(len(batch), count)
+        for j, i in enumerate(batch):
+            features[i] = finalize_mean_std(int(counts[j]), mean[j], m2[j], ddof)
+        stats["n_frames"] += int(counts.sum())
         if frame_sink is not None:
             for j, cid in enumerate(ids):
-                frame_sink.append(cid, out[:, j])
+                frame_sink.append(cid, out[:, j, : int(counts[j])])
         bar.update(len(batch))
     bar.close()
     return features, stats
@@ -504,11 +493,7 @@ def embedding_attrs(encoder, opts: Mapping, audio_attrs: Mapping, audio_path, st
         "chunking": chunking_attrs(encoder, opts),
         "precision": opts["precision"],
         "store_dtype": opts["store_dtype"],
-        "batching": {"batch_size": opts["batch_size"], "max_batch_seconds": opts["max_batch_seconds"], "rule": "equal length only"}
-        if opts["batching"] == "equal_length" else {
-            "batch_size": opts["batch_size"],
-            "rule": "study_repeat_pad: consecutive clips in manifest order, repeat-padded to the longest of the batch, padding pooled",
-        },
+        "batching": batching_attrs(encoder, opts),
         "frame_level": bool(opts["frame_level"]),
         "device": str(encoder.device),
         "audio_file": str(audio_path),

@@ -55,6 +55,25 @@ def batch_moments(frames):
     return count, to_np(mean), to_np(m2)
 
 
+def masked_batch_moments(frames, n_frames):
+    """Per-clip moments of a batch of clips of unequal length (a masked batch).
+
+    ``frames``: torch tensor ``[n_layers, batch, T, dim]`` whose clip ``j`` holds ``n_frames[j]``
+    real frames followed by padding; only the real frames are pooled. Returns
+    ``(counts [batch] int64, mean [batch, n_layers, dim] float64, m2 [batch, n_layers, dim] float64)``.
+    """
+    import torch
+
+    x = frames.detach().float()
+    counts = torch.as_tensor(n_frames, dtype=torch.long, device=x.device)
+    keep = (torch.arange(x.shape[2], device=x.device)[None, :] < counts[:, None]).to(x.dtype)[None, :, :, None]
+    n = counts.to(x.dtype)[None, :, None]  # [1, B, 1]
+    mean = (x * keep).sum(dim=2) / n  # [L, B, D]
+    m2 = (((x - mean[:, :, None, :]) * keep) ** 2).sum(dim=2)
+    to_np = lambda t: t.double().cpu().numpy().transpose(1, 0, 2)  # noqa: E731  [B, L, D]
+    return counts.cpu().numpy(), to_np(mean), to_np(m2)
+
+
 def check_ddof(ddof) -> int:
     if isinstance(ddof, bool) or ddof not in STD_DDOFS:
         raise ValueError(f"std_ddof must be 0 (population std) or 1 (unbiased, torch.std), got {ddof!r}")

@@ -124,6 +124,14 @@ class AvesEncoder(Encoder):
             layers.append(x)
         return torch.stack(layers, dim=0)
 
+    masked_batching = True
+
+    def forward_masked(self, waves):
+        """Clips of unequal length: CNN per clip, one encoder pass with ``lengths`` (see :mod:`.masked`)."""
+        from .masked import torchaudio_masked_forward
+
+        return torchaudio_masked_forward(self.model, waves, study_layer0=self.layer0 == "study")
+
 
 def aves_provenance(lock: dict) -> dict:
     files = lock["files"]

@@ -18,6 +18,8 @@ class Encoder:
         min_input_samples: shortest input that yields at least one frame.
         provenance: what identifies the weights (id, revision, resolved commit, sha256s, seed).
         device: the torch device the encoder runs on.
+        masked_batching: whether :meth:`forward_masked` exists and equals one clip at a time
+            (tested per family; see :mod:`bioprobe.encoders.masked`).
         standardize_input: whether the embed step standardises each clip (zero mean, unit
             variance) before :meth:`forward`, because the checkpoint declares it (``do_normalize``).
     """
@@ -31,11 +33,20 @@ class Encoder:
     sample_rate: int = SAMPLE_RATE
     provenance: dict
     device: object = "cpu"
+    masked_batching: bool = False
     standardize_input: bool = False
 
     def forward(self, wave):
         """``wave [batch, samples]`` float32 tensor on ``self.device`` -> ``[n_layers, batch, frames, dim]``."""
         raise NotImplementedError
+
+    def forward_masked(self, waves):
+        """Clips of unequal length in one pass: ``waves`` (1-D tensors) -> ``(out [n_layers, batch, T, dim], n_frames [batch])``.
+
+        ``T`` is the longest clip's frame count; clip ``j``'s frames are ``out[:, j, :n_frames[j]]``
+        and equal :meth:`forward` on that clip alone. Only where ``masked_batching`` is true.
+        """
+        raise TypeError(f"model {self.name!r}: masked batching is not available for a {type(self).__name__}")
 
     def __call__(self, wave):
         return self.forward(wave)

@@ -9,9 +9,11 @@ the CTC head is dropped), in float32, never with remote code. All hidden states 
 index 0 is the transformer input (projected CNN features + positional convolution, then the
 encoder LayerNorm for post-LN models), 1..N the transformer layers.
 
-No attention mask is ever passed: batches hold clips of equal length only (see
-:func:`bioprobe.embed.plan_batches`), which is the only correct way to batch models whose
-feature encoder uses GroupNorm (wav2vec2-base, HuBERT-base: ``feat_extract_norm == "group"``).
+No attention mask is ever passed with a waveform: padding a waveform changes the features of
+models whose feature encoder uses GroupNorm (wav2vec2-base, HuBERT-base:
+``feat_extract_norm == "group"``). Clips of unequal length are batched exactly by
+:meth:`HuggingFaceEncoder.forward_masked` instead (CNN per clip, one masked transformer pass; see
+:mod:`.masked`), for the model types listed in :data:`.masked.HF_PER_CLIP_MODULES`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Mapping
 
 from ..models import is_local_path
 from .base import Encoder
+from .masked import HF_PER_CLIP_MODULES
 from .windowed import WINDOWED_MODEL_TYPES, read_preprocessor_config
 
 # Model types whose CNN front end and hidden-state layout this module knows.
@@ -72,6 +75,7 @@ class HuggingFaceEncoder(Encoder):
         self.dim = int(config.hidden_size)
         self.n_layers = int(config.num_hidden_layers) + 1
         self.hop_samples, self.min_input_samples = conv_geometry(config)
+        self.masked_batching = config.model_type in HF_PER_CLIP_MODULES
         self.provenance = {
             **provenance,
             "model_type": config.model_type,
@@ -90,6 +94,12 @@ class HuggingFaceEncoder(Encoder):
         if len(hidden) != self.n_layers:
             raise RuntimeError(f"model {self.name!r}: expected {self.n_layers} hidden states, got {len(hidden)}")
         return torch.stack(hidden, dim=0)
+
+    def forward_masked(self, waves):
+        """Clips of unequal length: CNN per clip, one masked encoder pass (see :mod:`.masked`)."""
+        from .masked import hf_masked_forward
+
+        return hf_masked_forward(self.model, waves, self.n_layers)
 
 
 def waveform_normalization(model_type: str, preprocessor: dict | None) -> tuple[bool, str]:
