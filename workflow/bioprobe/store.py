@@ -80,15 +80,20 @@ class AudioWriter:
         self.attrs = dict(attrs or {})
 
     def append(self, clip_id: str, wave: np.ndarray) -> None:
-        wave = np.asarray(wave, dtype=np.float32)
-        if wave.ndim != 1:
-            raise ValueError(f"clip {clip_id!r}: expected mono 1-D audio, got shape {wave.shape}")
+        self.append_blocks(clip_id, [wave])
+
+    def append_blocks(self, clip_id: str, blocks: Iterable[np.ndarray]) -> None:
+        """Append one clip given as consecutive mono blocks (a long clip never has to be whole in memory)."""
         if clip_id in self._seen:
             raise ValueError(f"duplicate clip_id {clip_id!r}")
-        start = self._offsets[-1]
-        end = start + wave.shape[0]
-        self._samples.resize((end,))
-        self._samples[start:end] = wave
+        start = end = self._offsets[-1]
+        for wave in blocks:
+            wave = np.asarray(wave, dtype=np.float32)
+            if wave.ndim != 1:
+                raise ValueError(f"clip {clip_id!r}: expected mono 1-D audio, got shape {wave.shape}")
+            self._samples.resize((end + wave.shape[0],))
+            self._samples[end : end + wave.shape[0]] = wave
+            end += wave.shape[0]
         self._offsets.append(end)
         self._ids.append(clip_id)
         self._seen.add(clip_id)
