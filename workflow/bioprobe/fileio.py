@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -60,3 +61,24 @@ def write_csv(path: str | os.PathLike, frame) -> None:
     """Write a pandas DataFrame to ``path`` atomically, without the index."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+#: Test-only: ``resample``, ``embed`` or ``probe`` makes that step stop for good right after its
+#: first write (the interruption tests kill the run there; see tests/test_workflow_interrupt.py).
+PAUSE_ENV = "BIOPROBE_TEST_PAUSE_AFTER_FIRST_WRITE"
+
+
+def pause_after_first_write(step: str) -> None:
+    """Hang forever when ``$BIOPROBE_TEST_PAUSE_AFTER_FIRST_WRITE`` names ``step`` (a test hook; a no-op otherwise).
+
+    Before hanging, touches ``$BIOPROBE_TEST_PAUSE_AFTER_FIRST_WRITE_MARKER`` (when set) so that
+    the test knows the step is mid-write and can kill the run.
+    """
+    if os.environ.get(PAUSE_ENV) != step:
+        return
+    marker = os.environ.get(PAUSE_ENV + "_MARKER")
+    if marker:
+        with open(marker, "a") as fh:
+            fh.write(f"{step} {os.getpid()}\n")
+    while True:
+        time.sleep(60)

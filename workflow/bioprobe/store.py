@@ -28,7 +28,7 @@ from typing import Iterable, Mapping
 import h5py
 import numpy as np
 
-from .fileio import atomic_path
+from .fileio import atomic_path, pause_after_first_write
 
 STR = h5py.string_dtype(encoding="utf-8")
 
@@ -95,6 +95,9 @@ class AudioWriter:
             self._samples[end : end + wave.shape[0]] = wave
             end += wave.shape[0]
         self._offsets.append(end)
+        if len(self._offsets) == 2:
+            self._h5.flush()
+            pause_after_first_write("resample")
         self._ids.append(clip_id)
         self._seen.add(clip_id)
 
@@ -178,6 +181,8 @@ def write_embeddings(
         raise ValueError(f"features must be [n_clips, n_layers, dim] with n_clips={len(clip_ids)}, got {features.shape}")
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         h5.create_dataset("features", data=features.astype(dtype, copy=False), chunks=(min(len(clip_ids), 256) or 1, 1, features.shape[2]))
+        h5.flush()
+        pause_after_first_write("embed")
         h5.create_dataset("clip_id", data=np.asarray(clip_ids, dtype=object), dtype=STR)
         if frames:
             grp = h5.create_group("frames")
