@@ -84,3 +84,15 @@ def test_pause_hook_stops_the_resample_writer_mid_file(tmp_path):
     subprocess.run([sys.executable, "-c", code, str(REPO / "workflow"), str(tmp_path / "b.h5")], check=True,
                    env={"PATH": "/usr/bin:/bin"})
     assert (tmp_path / "b.h5").exists()
+
+
+def test_atomic_writes_remove_what_a_killed_writer_left(tmp_path):
+    from bioprobe.fileio import write_text
+
+    stale = tmp_path / ".out.txt.abc123.part.txt"
+    stale.write_text("half")
+    other = tmp_path / ".other.txt.abc123.part.txt"
+    other.write_text("not ours")
+    write_text(tmp_path / "out.txt", "whole")
+    assert (tmp_path / "out.txt").read_text() == "whole"
+    assert not stale.exists() and other.exists()

@@ -8,6 +8,7 @@ looks finished.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix if suffix is None else suffix
+    remove_stale_parts(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=path.parent)
     os.close(fd)
     os.unlink(tmp)  # writers create it themselves (h5py, pandas, shutil)
@@ -44,6 +46,16 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             with contextlib.suppress(FileNotFoundError):
                 tmp_path.unlink()
         raise
+
+
+def remove_stale_parts(path: Path) -> None:
+    """Remove temporary files of ``path`` that a killed writer left (one job writes a given output)."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
