@@ -51,15 +51,20 @@ print(json.dumps({"step": step, "seconds": round(seconds, 1), "baseline_mb": rou
 
 
 def write_long_wav(path: Path, minutes: float, channels: int = 8, rate: int = 48000, subtype: str = "PCM_16") -> int:
-    """Write a long WAV block by block (tones in noise, a different pitch per channel); return its frames."""
+    """Write a long WAV block by block (tones in noise, a different pitch per channel); return its frames.
+
+    A RIFF WAV cannot hold more than 4 GiB (32-bit sizes): longer ones are written as RF64, the
+    64-bit WAV that recorders switch to (same ``.wav`` name, read the same way by libsndfile).
+    """
     import soundfile as sf
 
     frames = int(round(minutes * 60 * rate))
+    fmt = "RF64" if frames * channels * 2 > (1 << 32) - 1024 else "WAV"
     second = np.arange(rate) / rate
     rng = np.random.default_rng(0)
     block = np.stack([0.3 * np.sin(2 * np.pi * (200 + 150 * c) * second) for c in range(channels)], axis=1)
     block = (block + 0.05 * rng.standard_normal(block.shape)).astype(np.float32)
-    with sf.SoundFile(str(path), "w", samplerate=rate, channels=channels, subtype=subtype, format="WAV") as out:
+    with sf.SoundFile(str(path), "w", samplerate=rate, channels=channels, subtype=subtype, format=fmt) as out:
         written = 0
         while written < frames:
             n = min(rate, frames - written)
@@ -79,7 +84,9 @@ def write_clip_list(path: Path, wav_name: str, seconds: float) -> None:
 def measure(step: str, clips: Path, root: Path, out: Path) -> dict:
     """Run one step in a fresh process; return its JSON line (seconds, baseline/peak/growth MB)."""
     done = subprocess.run([sys.executable, "-c", CHILD, str(WORKFLOW), step, str(clips), str(root), str(out)],
-                          check=True, capture_output=True, text=True)
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{step} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -123,3 +123,17 @@ def test_paths_leaving_the_root_are_an_error_whatever_the_policy(tmp_path):
         clips = pd.DataFrame({"clip_id": ["a"], "path": [rel]})
         with pytest.raises(ValueError, match="leaves the dataset root"):
             audit_clips(clips, root)
+
+
+def test_rejected_footnote_counts_per_dataset(tmp_path):
+    from bioprobe.audit import add_footnote, rejected_footnote
+
+    (tmp_path / "a.csv").write_text("path,clip_id,reason\nx.wav,c1,unreadable: y\nx.wav,c2,unreadable: y\nz.wav,c3,non-finite: 1\n")
+    (tmp_path / "b.csv").write_text("path,clip_id,reason\n")
+    note = rejected_footnote({"one": tmp_path / "a.csv", "two": tmp_path / "b.csv"})
+    assert note.startswith("Audio audit (on_bad_audio): one: 3 clip(s) rejected by the audit (2 file(s), listed in ")
+    assert note.endswith("; two: 0 clip(s) rejected by the audit.")
+    table = tmp_path / "t.md"
+    table.write_text("# T\n\n| a |\n")
+    add_footnote(table, note)
+    assert table.read_text() == f"# T\n\n| a |\n\n{note}\n"

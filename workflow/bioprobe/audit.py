@@ -306,3 +306,29 @@ def run_audit(dataset: str, clips_csv, audio_root, accepted_out, rejected_out, w
     write_csv(warnings_out, result.warnings_frame())
     write_csv(accepted_out, result.accepted)
     return result
+
+
+def rejected_footnote(rejected_csvs: dict) -> str:
+    """A footnote for the result tables: per dataset, how many clips the audit rejected.
+
+    ``rejected_csvs`` maps each dataset to its ``rejected.csv``.
+    """
+    import pandas as pd
+
+    parts = []
+    for dataset, path in rejected_csvs.items():
+        n = len(pd.read_csv(path))
+        files = pd.read_csv(path)["path"].nunique() if n else 0
+        parts.append(f"{dataset}: {n} clip(s) rejected by the audit" + (f" ({files} file(s), listed in {path})" if n else ""))
+    return "Audio audit (on_bad_audio): " + "; ".join(parts) + "." if parts else ""
+
+
+def add_footnote(markdown_path, note: str) -> None:
+    """Append ``note`` as a last paragraph to a Markdown file, atomically (nothing when empty)."""
+    from pathlib import Path
+
+    from .fileio import write_text
+
+    if note:
+        text = Path(markdown_path).read_text().rstrip("\n")
+        write_text(markdown_path, f"{text}\n\n{note}\n")

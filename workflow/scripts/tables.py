@@ -1,5 +1,6 @@
 import _bioprobe_path  # noqa: F401  (first: makes bioprobe importable)
 from bioprobe.smk import logged
+from bioprobe.audit import add_footnote, rejected_footnote
 from bioprobe.tables import write_tables
 
 with logged(snakemake):
@@ -13,3 +14,5 @@ with logged(snakemake):
         best_md=snakemake.output.best_md,
         all_scores_csv=snakemake.output.all_scores,
     )
+    # how many clips of each dataset the audit rejected, under the best-layer table
+    add_footnote(snakemake.output.best_md, rejected_footnote(dict(zip(snakemake.params.datasets, snakemake.input.rejected))))
