@@ -166,7 +166,8 @@ def main(argv=None) -> int:
     parser.add_argument("--long-minutes", type=float, default=30.0)
     parser.add_argument("--chunk-seconds", type=float, default=120.0)
     parser.add_argument("--skip-long", action="store_true")
-    parser.add_argument("--long-only", action="store_true", help=argparse.SUPPRESS)  # the subprocess
+    parser.add_argument("--long-only", action="store_true",
+                        help="only the long-recording figure (peak memory of one --long-minutes recording), as JSON")
     args = parser.parse_args(argv)
     if args.device == "auto":
         import torch

@@ -9,8 +9,8 @@ The server (:class:`LocalServer`) serves registered routes on 127.0.0.1 with ``R
 can cut a transfer after N bytes (to test resume) and logs every request (to test that verified
 data is not fetched again).
 
-Used by tests/test_download.py, tests/test_datasets.py, tests/test_splits.py and the lead's
-whole-workflow tests.
+Used by tests/test_download_*.py, tests/test_weights.py (AVES retry and resume),
+tests/test_datasets.py, tests/test_splits.py and the lead's whole-workflow tests.
 """
 
 from __future__ import annotations

@@ -1,8 +1,14 @@
-"""Shared test set-up: import bioprobe from the checkout, keep torch small and deterministic."""
+"""Shared test set-up: import bioprobe from the checkout, keep torch small and deterministic.
+
+Fixtures shared by the download and weight tests: ``server`` (a :class:`archives.LocalServer` on
+127.0.0.1) and ``watkins_zip`` (a Watkins-style archive, made once per module).
+"""
 
 import os
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
@@ -11,3 +17,18 @@ sys.path.insert(0, str(REPO / "tests"))
 # Never reach the real Hugging Face hub from tests.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="module")
+def watkins_zip(tmp_path_factory):
+    from archives import make_watkins_zip
+
+    return make_watkins_zip(tmp_path_factory.mktemp("srv") / "watkins.zip", seconds=1.0)
+
+
+@pytest.fixture()
+def server():
+    from archives import LocalServer
+
+    with LocalServer() as srv:
+        yield srv

@@ -8,7 +8,8 @@ import json
 import pytest
 import torch
 
-from bioprobe.encoders import MODEL_SOURCES, check_source, load_encoder, resolve_architecture, resolve_model_entry
+from bioprobe.encoders import load_encoder
+from bioprobe.models import resolve_model_entry
 from bioprobe.tiny import save_tiny_aves_model, save_tiny_hf_model
 from bioprobe.weights import read_lock
 
@@ -174,9 +175,8 @@ def test_feature_baselines(tmp_path):
 
 
 def test_bad_entries_give_clear_errors(tiny, tmp_path):
-    assert MODEL_SOURCES == ("huggingface", "aves", "logmel", "mfcc", "random_init")
     with pytest.raises(ValueError, match="unknown source 'fairseq'"):
-        check_source("m", {"source": "fairseq"})
+        load_encoder("m", {"source": "fairseq"}, tmp_path)
     with pytest.raises(ValueError, match="missing required key 'id'"):
         load_encoder("m", {"source": "huggingface"}, tmp_path)
     with pytest.raises(ValueError, match="missing required key 'weights_url'"):
@@ -184,7 +184,7 @@ def test_bad_entries_give_clear_errors(tiny, tmp_path):
     with pytest.raises(ValueError, match="n_mfcc"):
         load_encoder("m", {"source": "mfcc", "n_mfcc": 80, "n_mels": 40}, tmp_path)
     with pytest.raises(ValueError, match="must be a huggingface or aves model"):
-        resolve_architecture("r", {"source": "random_init", "of": "lm"}, {"lm": {"source": "logmel"}})
+        load_encoder("r", {"source": "random_init", "of": "lm"}, tmp_path, models={"lm": {"source": "logmel"}})
     with pytest.raises(ValueError, match="neither a model under models"):
         load_encoder("r", {"source": "random_init", "of": "hubert"}, tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):

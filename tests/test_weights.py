@@ -2,7 +2,8 @@
 
 ``FakeHub`` answers the subset of the Hugging Face hub API that ``huggingface_hub``'s
 ``snapshot_download`` uses (model info, tree listing, resolve), and serves plain files for the
-AVES URLs, so the real download code runs end to end without the internet.
+AVES URLs, so the real download code runs end to end without the internet. The AVES retry and
+resume tests use tests/archives.py's ``LocalServer`` (503 answers, transfers cut after N bytes).
 """
 
 import hashlib
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from bioprobe.download import CHUNK_BYTES
 from bioprobe.encoders import load_encoder
 from bioprobe.tiny import install_in_hub_cache, save_tiny_aves_model, save_tiny_hf_model
 from bioprobe.weights import WeightsUnavailableError, fetch_weights, lock_path, pinned_path, read_lock, sha256_file
@@ -123,7 +125,9 @@ def first_layer_output(encoder):
 
 def assert_same_model_as(encoder, saved_dir, tmp_path):
     """``encoder`` computes exactly what the model saved in ``saved_dir`` computes."""
-    reference = load_encoder("ref", {"source": "huggingface", "id": str(saved_dir)}, tmp_path / "ref_cache")
+    mcfg = {"source": "huggingface", "id": str(saved_dir)}
+    fetch_weights("ref", mcfg, tmp_path / "ref_cache")  # a local folder: no network, even offline
+    reference = load_encoder("ref", mcfg, tmp_path / "ref_cache")
     torch.testing.assert_close(first_layer_output(encoder), first_layer_output(reference), atol=0, rtol=0)
 
 
@@ -296,8 +300,11 @@ def test_aves_local_paths_and_unreachable_urls(tiny, tmp_path):
     lock = fetch_weights("a", {"source": "aves", "config_url": f"file://{config}", "weights_url": str(weights)}, tmp_path / "c")
     assert lock["files"]["weights"]["sha256"] == sha256_file(weights)
     url = closed_port_url()
-    with pytest.raises(WeightsUnavailableError, match=r"cannot fetch config from http://127\.0\.0\.1"):
-        fetch_weights("b", {"source": "aves", "config_url": f"{url}/c.json", "weights_url": f"{url}/w.pt"}, tmp_path / "c")
+    with pytest.raises(WeightsUnavailableError, match=r"(?s)cannot fetch config from http://127\.0\.0\.1.*gave up after 2 attempts"):
+        fetch_weights("b", {"source": "aves", "config_url": f"{url}/c.json", "weights_url": f"{url}/w.pt"}, tmp_path / "c",
+                      retries=1, backoff=0.0)
+    with pytest.raises(WeightsUnavailableError, match=r"(?s)cannot fetch weights from .*nowhere\.pt.*no such file"):
+        fetch_weights("c", {"source": "aves", "config_url": str(config), "weights_url": str(tmp_path / "nowhere.pt")}, tmp_path / "c")
 
 
 def test_feature_baselines_lock_their_parameters(tmp_path):
@@ -329,3 +336,102 @@ def test_aves_new_url_with_the_same_file_name_is_fetched_anew(hub, tiny, tmp_pat
     v2 = {**v1, "weights_url": hub.add_file("/v2/aves.pt", other.read_bytes())}
     assert fetch_weights("aves", v1, tmp_path / "cache")["files"]["weights"]["sha256"] == sha256_file(weights)
     assert fetch_weights("aves", v2, tmp_path / "cache")["files"]["weights"]["sha256"] == sha256_file(other)
+
+
+def test_aves_download_retries_a_failing_server_and_resumes_a_cut_transfer(server, tiny, tmp_path):
+    config, weights = tiny["aves"]
+    size = weights.stat().st_size
+    cut = size - 10_000
+    assert cut > CHUNK_BYTES  # at least one block arrives before the cut
+    mcfg = {
+        "source": "aves",
+        "config_url": server.add_file("/aves/config.json", config, status=[503, 503]),  # the server is down twice
+        "weights_url": server.add_file("/aves/model.pt", weights, drop_after=[cut]),  # the connection drops mid-file
+    }
+
+    lock = fetch_weights("aves", mcfg, tmp_path / "cache", backoff=0.0)
+
+    assert [r.status for r in server.requests_for("/aves/config.json")] == [503, 503, 200]
+    first, second = server.requests_for("/aves/model.pt")
+    assert first.range is None and first.bytes_sent == cut
+    resumed_at = int(second.range.removeprefix("bytes=").rstrip("-"))
+    assert cut - CHUNK_BYTES <= resumed_at <= cut, "the second request continues where the cut transfer stopped"
+    assert second.status == 206 and second.bytes_sent == size - resumed_at
+    assert lock["files"]["weights"]["sha256"] == sha256_file(weights)
+    assert (tmp_path / "cache" / lock["files"]["weights"]["path"]).read_bytes() == weights.read_bytes()
+    assert not list((tmp_path / "cache").rglob("*.part"))
+    encoder = load_encoder("aves", mcfg, tmp_path / "cache")  # offline, from the lock
+    assert encoder.provenance["weights_sha256"] == sha256_file(weights)
+
+
+def test_aves_partial_file_of_an_earlier_run_is_resumed_only_when_a_checksum_pins_it(server, tiny, tmp_path):
+    config, weights = tiny["aves"]
+    head = weights.read_bytes()[:50_000]
+    urls = {"config_url": server.add_file("/c/config.json", config), "weights_url": server.add_file("/w/model.pt", weights)}
+    pinned = {"source": "aves", **urls, "weights_sha256": sha256_file(weights)}
+    part = tmp_path / "c1" / "aves" / "pinned" / "model.pt.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(head)  # as left by a run killed mid-transfer
+    assert fetch_weights("pinned", pinned, tmp_path / "c1")["files"]["weights"]["sha256"] == pinned["weights_sha256"]
+    assert [(r.range, r.status) for r in server.requests_for("/w/model.pt")] == [("bytes=50000-", 206)]
+
+    # Without a checksum, a .part may hold another URL's file of the same name: it is not trusted.
+    stale = tmp_path / "c2" / "aves" / "unpinned" / "model.pt.part"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"x" * 50_000)
+    lock = fetch_weights("unpinned", {"source": "aves", **urls}, tmp_path / "c2")
+    assert lock["files"]["weights"]["sha256"] == sha256_file(weights)
+    assert [r.range for r in server.requests_for("/w/model.pt")][1:] == [None]
+
+
+# ------------------------------------------------------------------------------------------------
+# offline jobs (embed, probe)
+
+
+def test_an_offline_job_with_a_stale_lock_fails_without_a_request(hub, tiny, tmp_path, monkeypatch):
+    """A lock that does not match the model entry makes an offline job fail, naming fetch_weights;
+    nothing is requested from the hub."""
+    cache = tmp_path / "cache"
+    hub.add_repo("org/tiny-hubert", tiny["a"], COMMIT_A)
+    fetch_weights("h", {"source": "huggingface", "id": "org/tiny-hubert", "revision": "main"}, cache)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    requests = len(hub.log)
+    load_encoder("h", {"source": "huggingface", "id": "org/tiny-hubert", "revision": "main"}, cache)  # matching: fine
+    changed = {"source": "huggingface", "id": "org/tiny-hubert", "revision": COMMIT_B}
+    with pytest.raises(WeightsUnavailableError, match=r"locks/h\.json does not match the model entry \(differs in: revision\)"
+                                                      r".*offline.*Run fetch_weights first"):
+        load_encoder("h", changed, cache)
+    with pytest.raises(WeightsUnavailableError, match=r"there is no lock .*locks/other\.json.*Run fetch_weights"):
+        load_encoder("other", changed, cache)
+    assert len(hub.log) == requests
+    # online (the fetch_weights rule), the same entry is fetched
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    hub.add_repo("org/tiny-hubert", tiny["a"], COMMIT_B)
+    assert fetch_weights("h", changed, cache)["commit"] == COMMIT_B
+
+
+def test_embed_and_probe_scripts_go_offline_before_any_import(tmp_path):
+    import ast
+    import subprocess
+    import sys
+
+    scripts = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
+    for name, offline in (("embed.py", True), ("probe.py", True), ("fuse.py", True), ("fetch_weights.py", False)):
+        body = ast.parse((scripts / name).read_text()).body
+        calls = [i for i, node in enumerate(body) if isinstance(node, ast.Expr) and "go_offline" in ast.unparse(node)]
+        if not offline:
+            assert not calls and "HF_HUB_OFFLINE" not in (scripts / name).read_text(), name
+            continue
+        assert calls, f"{name} does not call go_offline()"
+        before = [ast.unparse(node) for node in body[: calls[0]] if isinstance(node, (ast.Import, ast.ImportFrom))]
+        assert before == ["import _bioprobe_path", "from bioprobe.smk import go_offline"], (name, before)
+    # what go_offline does: huggingface_hub, imported afterwards, is offline; imported before, an error
+    workflow = str(scripts.parent)
+    code = ("import sys; sys.path.insert(0, %r); from bioprobe.smk import go_offline; go_offline(); "
+            "import huggingface_hub.constants as c; print(c.HF_HUB_OFFLINE)") % workflow
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+    code = ("import sys; sys.path.insert(0, %r); import huggingface_hub; from bioprobe.smk import go_offline; "
+            "go_offline()") % workflow
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode != 0 and "imported before HF_HUB_OFFLINE was set" in out.stderr

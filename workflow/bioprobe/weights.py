@@ -10,6 +10,10 @@ Layout under ``cache_dir`` (``model_cache`` in config.yaml)::
     aves/<model>/<file>                                     AVES config JSON + state dict
     locks/<model>.json                                      what was fetched, pinned
 
+The AVES files are fetched through :func:`bioprobe.download.fetch.fetch_file`, the same path as
+the datasets' (retries with backoff, resume of a cut transfer, progress). Model entries are
+checked and resolved by :mod:`bioprobe.models`; this module does not import the encoders.
+
 A lock records the model id and requested revision, the commit that revision resolved to, and
 the sha256 and size of every file. While it exists, the same commit and files are used again,
 even if the branch moved on; delete the lock to update. A file whose sha256 differs from the
@@ -22,13 +26,13 @@ import hashlib
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import unquote, urlparse
 
-from .encoders import check_source, is_local_path, resolve_architecture
-from .fileio import atomic_path, write_json
+from .download.fetch import ChecksumError, DownloadError, RemoteFile, fetch_file, part_path
+from .fileio import write_json
+from .models import DESCRIPTIVE_KEYS, check_source, is_local_path, resolve_architecture
 
 LOCK_VERSION = 1
 HF_SUBDIR = "huggingface"
@@ -232,37 +236,33 @@ def fetch_hf_folder(name: str, folder: str, cache_dir: Path, config_only: bool) 
 # AVES (plain files by URL or local path)
 
 
-def download_url(url: str, dest: Path, timeout: float = 60.0) -> None:
-    """Stream ``url`` (http, https) to ``dest`` atomically; local paths and file:// URLs are copied."""
-    import requests
-
-    if is_local_path(url):
-        src = Path(os.path.expanduser(unquote(urlparse(url).path) if url.startswith("file://") else url))
-        if not src.is_file():
-            raise FileNotFoundError(f"{src} does not exist")
-        with atomic_path(dest) as tmp:
-            shutil.copyfile(src, tmp)
-        return
-    with requests.get(url, stream=True, timeout=timeout) as resp:
-        resp.raise_for_status()
-        expected = resp.headers.get("Content-Length")
-        with atomic_path(dest) as tmp:
-            with open(tmp, "wb") as fh:
-                for block in resp.iter_content(chunk_size=1 << 20):
-                    fh.write(block)
-            if expected is not None and tmp.stat().st_size != int(expected):
-                raise IOError(f"{url}: download truncated ({tmp.stat().st_size} of {expected} bytes)")
-
-
 def url_filename(url: str) -> str:
+    """The file name a URL (or local path) ends in: what an AVES file is called in the cache."""
     name = Path(unquote(urlparse(url).path)).name
     if not name:
         raise ValueError(f"cannot name a file after URL {url!r}")
     return name
 
 
-def fetch_aves_files(name: str, mcfg: Mapping, cache_dir: Path, prior: dict | None, config_only: bool) -> dict:
-    """Fetch the AVES config JSON (and state dict) into ``cache_dir/aves/<name>/``."""
+def source_url(ref: str) -> str:
+    """A URL :func:`~bioprobe.download.fetch.fetch_file` can read: local paths become ``file://`` URLs."""
+    ref = str(ref)
+    if is_local_path(ref) and not ref.startswith("file://"):
+        return Path(os.path.expanduser(ref)).resolve().as_uri()
+    return ref
+
+
+def fetch_aves_files(name: str, mcfg: Mapping, cache_dir: Path, prior: dict | None, config_only: bool,
+                     retries: int = 5, backoff: float = 2.0, timeout: float = 60.0) -> dict:
+    """Fetch the AVES config JSON (and state dict) into ``cache_dir/aves/<name>/``.
+
+    Each file goes through :func:`bioprobe.download.fetch.fetch_file`: transient failures are
+    retried ``retries`` times with exponential backoff (``backoff`` seconds first), and a cut
+    transfer resumes from ``<file>.part``. With a checksum to trust (``*_sha256`` in the config
+    or the lock's record) the file is verified before it lands in the cache, and a ``.part``
+    left by an earlier run is resumed; without one, such a ``.part`` may hold bytes of another
+    URL's file of the same name and is discarded.
+    """
     wanted = {"config": mcfg["config_url"]}
     if not config_only:
         wanted["weights"] = mcfg["weights_url"]
@@ -270,21 +270,26 @@ def fetch_aves_files(name: str, mcfg: Mapping, cache_dir: Path, prior: dict | No
     for key, url in wanted.items():
         dest = cache_dir / AVES_SUBDIR / name / url_filename(url)
         pinned = mcfg.get(f"{key}_sha256") or (prior or {}).get("files", {}).get(key, {}).get("sha256")
+        origin = ("pinned in the config" if mcfg.get(f"{key}_sha256")
+                  else f"recorded in the lock {lock_path(name, cache_dir)}")
         # Without a checksum to trust, a file already at dest may come from another URL: fetch anew.
         if not dest.exists() or not pinned or sha256_file(dest) != pinned:
+            dest.unlink(missing_ok=True)  # never leave a file that fails its checksum in the cache
+            if not pinned:
+                part_path(dest).unlink(missing_ok=True)
+            remote = RemoteFile(name=dest.name, urls=[source_url(url)])
             try:
-                download_url(url, dest)
-            except Exception as err:
-                raise WeightsUnavailableError(
-                    f"model {name!r}: cannot fetch {key} from {url} ({type(err).__name__}: {err}), and it is "
-                    f"not in the cache {dest}"
+                fetch_file(remote, dest, expected={"sha256": pinned} if pinned else {},
+                           retries=retries, backoff=backoff, timeout=timeout)
+            except ChecksumError as err:
+                raise ValueError(
+                    f"model {name!r}: {url} does not match its checksum: expected {pinned} ({origin}); {err}"
                 ) from err
-        rec = file_record(dest, cache_dir)
-        if pinned and rec["sha256"] != pinned:
-            dest.unlink()  # never leave a file that fails its checksum in the cache
-            origin = "pinned in the config" if mcfg.get(f"{key}_sha256") else f"recorded in the lock {lock_path(name, cache_dir)}"
-            raise ValueError(f"model {name!r}: {url} has sha256 {rec['sha256']}, expected {pinned} ({origin})")
-        records[key] = {**rec, "url": url}
+            except DownloadError as err:
+                raise WeightsUnavailableError(
+                    f"model {name!r}: cannot fetch {key} from {url} ({err}), and it is not in the cache {dest}"
+                ) from err
+        records[key] = {**file_record(dest, cache_dir), "url": url}
     return {"files": records}
 
 
@@ -308,31 +313,35 @@ def _lock_identity(name: str, mcfg: Mapping, models: Mapping | None) -> dict:
         ident["config_url"] = mcfg["config_url"]
         ident["weights_url"] = mcfg["weights_url"]
     else:  # logmel / mfcc: nothing to download, the parameters are the identity
-        ident["params"] = {k: v for k, v in sorted(mcfg.items()) if k not in ("label", "group", "base", "source")}
+        ident["params"] = {k: v for k, v in sorted(mcfg.items()) if k not in (*DESCRIPTIVE_KEYS, "source")}
     return ident
 
 
-def _fetch_for(name: str, arch: dict, cache_dir: Path, prior: dict | None, config_only: bool) -> dict:
+def _fetch_for(name: str, arch: dict, cache_dir: Path, prior: dict | None, config_only: bool, **http) -> dict:
     """Fetch files of a huggingface / aves identity; return ``commit``/``snapshot``/``files`` fields."""
     if arch["source"] == "huggingface":
         if is_local_path(arch["id"]):
             return fetch_hf_folder(name, arch["id"], cache_dir, config_only)
         return fetch_hf_repo(name, arch["id"], arch["revision"], cache_dir, prior, config_only)
     if arch["source"] == "aves":
-        return fetch_aves_files(name, arch, cache_dir, prior, config_only)
+        return fetch_aves_files(name, arch, cache_dir, prior, config_only, **http)
     return {"files": {}}
 
 
-def fetch_weights(name: str, mcfg: Mapping, cache_dir, models: Mapping | None = None) -> dict:
+def fetch_weights(name: str, mcfg: Mapping, cache_dir, models: Mapping | None = None,
+                  retries: int = 5, backoff: float = 2.0, timeout: float = 60.0) -> dict:
     """Fetch what model ``name`` needs into ``cache_dir`` and write ``cache_dir/locks/{name}.json``.
 
     Returns the lock's content. Idempotent: when the lock exists and its files are present and
     intact, nothing is downloaded and the lock is not rewritten (its mtime stays). For
     ``random_init`` only the architecture's config is fetched; for ``logmel``/``mfcc`` the lock
     only records the parameters. ``models`` (the config's ``models:`` section) resolves
-    ``random_init``'s ``of: <model name>``.
+    ``random_init``'s ``of: <model name>``. ``retries``, ``backoff`` (seconds before the first
+    retry, doubled on each) and ``timeout`` apply to files fetched by URL (AVES), see
+    :func:`fetch_aves_files`.
     """
     cache_dir = Path(cache_dir)
+    http = {"retries": retries, "backoff": backoff, "timeout": timeout}
     ident = _lock_identity(name, mcfg, models)
     prior = read_lock(name, cache_dir)
     from_pinned = prior is None
@@ -348,19 +357,38 @@ def fetch_weights(name: str, mcfg: Mapping, cache_dir, models: Mapping | None = 
         return reused
     if ident["source"] == "random_init":
         base = resolve_architecture(name, mcfg, models)
-        fields = _fetch_for(name, {**base, **ident["architecture"]}, cache_dir, prior, config_only=True)
+        fields = _fetch_for(name, {**base, **ident["architecture"]}, cache_dir, prior, config_only=True, **http)
     else:
-        fields = _fetch_for(name, {**dict(mcfg), **ident}, cache_dir, prior, config_only=False)
+        fields = _fetch_for(name, {**dict(mcfg), **ident}, cache_dir, prior, config_only=False, **http)
     lock = {**ident, **fields}
     write_json(pinned_path(name, cache_dir), lock)
     write_json(lock_path(name, cache_dir), lock)
     return lock
 
 
+def is_offline() -> bool:
+    """True when this process may not reach the network (``HF_HUB_OFFLINE`` set, as in embed jobs)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def ensure_lock(name: str, mcfg: Mapping, cache_dir, models: Mapping | None = None) -> dict:
-    """The lock of ``name``: the existing one when it matches the config, else fetch (needs network)."""
+    """The lock of ``name``: the existing one when it matches the config, else fetch (needs network).
+
+    Offline (:func:`is_offline`, e.g. in an embedding job) a missing or non-matching lock is an
+    error saying to run ``fetch_weights``: a GPU job never downloads.
+    """
     ident = _lock_identity(name, mcfg, models)
     prior = read_lock(name, cache_dir)
     if prior is not None and _lock_matches(prior, ident):
         return prior  # the loaders verify each file they read (locked_file / verify_lock)
+    if is_offline():
+        path = lock_path(name, Path(cache_dir))
+        if prior is None:
+            what = f"there is no lock {path}"
+        else:
+            differ = sorted(k for k, v in ident.items() if prior.get(k) != v)
+            what = f"the lock {path} does not match the model entry (differs in: {', '.join(differ)})"
+        raise WeightsUnavailableError(
+            f"model {name!r}: {what}, and this job is offline (HF_HUB_OFFLINE=1): it never downloads. "
+            "Run fetch_weights first, on a machine with internet access: snakemake --until fetch_weights")
     return fetch_weights(name, mcfg, cache_dir, models)

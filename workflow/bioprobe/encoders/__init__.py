@@ -16,7 +16,9 @@ Its ``source`` picks the implementation:
 * ``logmel`` / ``mfcc``: handcrafted baselines, one "layer" per feature type
 * ``random_init``: the architecture of another model (``of``) with seeded random weights
 
-This module stays free of torch imports at module level: the Snakefile imports it cheaply.
+Model entries themselves (sources, checks, ``of:`` resolution) belong to :mod:`bioprobe.models`;
+the :class:`Encoder` interface lives in :mod:`bioprobe.encoders.base`. This package stays free of
+torch imports at module level.
 """
 
 from __future__ import annotations
@@ -25,125 +27,10 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-MODEL_SOURCES: tuple[str, ...] = ("huggingface", "aves", "logmel", "mfcc", "random_init")
-PRETRAINED_SOURCES: tuple[str, ...] = ("huggingface", "aves")
-SAMPLE_RATE = 16000
+from ..models import check_source
+from .base import SAMPLE_RATE, Encoder
 
-
-class Encoder:
-    """Common interface of all encoders (subclasses set the attributes in ``__init__``).
-
-    Attributes:
-        name: the model's name in the config (``hubert``, ``aves_bio``, ...).
-        source: one of :data:`MODEL_SOURCES`.
-        n_layers: number of layers returned by :meth:`forward` (13 for base models: index 0 is
-            the transformer input, 1..12 the transformer layers).
-        dim: feature size of every layer.
-        hop_samples: input samples between consecutive output frames (320 for wav2vec2-style).
-        min_input_samples: shortest input that yields at least one frame.
-        provenance: what identifies the weights (id, revision, resolved commit, sha256s, seed).
-        device: the torch device the encoder runs on.
-    """
-
-    name: str
-    source: str
-    n_layers: int
-    dim: int
-    hop_samples: int
-    min_input_samples: int
-    sample_rate: int = SAMPLE_RATE
-    provenance: dict
-    device: object = "cpu"
-
-    def forward(self, wave):
-        """``wave [batch, samples]`` float32 tensor on ``self.device`` -> ``[n_layers, batch, frames, dim]``."""
-        raise NotImplementedError
-
-    def __call__(self, wave):
-        return self.forward(wave)
-
-    def describe(self) -> dict:
-        """Attributes recorded in the embedding file."""
-        return {
-            "model": self.name,
-            "source": self.source,
-            "n_layers": self.n_layers,
-            "dim": self.dim,
-            "hop_samples": self.hop_samples,
-            **{k: v for k, v in self.provenance.items() if k not in ("name", "source")},
-        }
-
-
-def check_source(name: str, mcfg: Mapping) -> str:
-    """Return ``mcfg['source']`` or raise a clear error if it is missing or not supported."""
-    if not isinstance(mcfg, Mapping):
-        raise ValueError(f"model {name!r}: its config entry must be a mapping, got {type(mcfg).__name__}")
-    source = mcfg.get("source")
-    if source not in MODEL_SOURCES:
-        raise ValueError(
-            f"model {name!r}: unknown source {source!r}; supported sources are {', '.join(MODEL_SOURCES)}"
-        )
-    required = {"huggingface": ("id",), "aves": ("config_url", "weights_url"), "random_init": ("of",)}
-    for key in required.get(source, ()):
-        if not mcfg.get(key):
-            raise ValueError(f"model {name!r} (source {source}): missing required key {key!r}")
-    return source
-
-
-def is_local_path(ref: str) -> bool:
-    """True if a model reference (``id``, URL) points to the local file system."""
-    ref = str(ref)
-    if ref.startswith("file://"):
-        return True
-    if "://" in ref:
-        return False
-    return ref.startswith(("/", "./", "../", "~")) or os.path.exists(os.path.expanduser(ref))
-
-
-def resolve_architecture(name: str, mcfg: Mapping, models: Mapping | None = None) -> dict:
-    """For a ``random_init`` entry, the entry of the model whose architecture it copies.
-
-    ``of`` may name another entry of ``models`` (``of: hubert``), be a full entry (a mapping),
-    a Hugging Face repo id or a local model folder.
-    """
-    of = mcfg.get("of")
-    if isinstance(of, Mapping):
-        base = dict(of)
-    elif isinstance(of, str) and models is not None and of in models:
-        base = dict(models[of])
-    elif isinstance(of, str) and of:
-        if "/" not in of and not is_local_path(of):
-            raise ValueError(
-                f"model {name!r}: random_init of={of!r} is neither a model under models: "
-                f"{'(pass the models: section) ' if models is None else ''}nor a Hugging Face id (org/name) nor a folder"
-            )
-        base = {"source": "huggingface", "id": of, "revision": mcfg.get("revision", "main")}
-    else:
-        raise ValueError(f"model {name!r}: random_init needs `of` (a model name, Hugging Face id or folder)")
-    if base.get("source") not in PRETRAINED_SOURCES:
-        raise ValueError(
-            f"model {name!r}: random_init `of` must be a huggingface or aves model, got source {base.get('source')!r}"
-        )
-    return base
-
-
-DESCRIPTIVE_KEYS = ("label", "group", "base")
-
-
-def resolve_model_entry(name: str, models: Mapping) -> dict:
-    """Model ``name``'s entry, self-contained: a ``random_init``'s ``of: <model name>`` is inlined.
-
-    Lets the workflow pass one entry to :func:`bioprobe.weights.fetch_weights`,
-    :func:`load_encoder` and :func:`bioprobe.embed.embed_dataset` without the whole
-    ``models:`` section. Cheap (no torch): usable at Snakefile parse time.
-    """
-    if name not in models:
-        raise KeyError(f"model {name!r} is not under models: (known: {', '.join(models)})")
-    entry = dict(models[name])
-    of = entry.get("of")
-    if entry.get("source") == "random_init" and isinstance(of, str) and of in models:
-        entry["of"] = {k: v for k, v in models[of].items() if k not in DESCRIPTIVE_KEYS}
-    return entry
+__all__ = ["Encoder", "SAMPLE_RATE", "load_encoder", "resolve_device"]
 
 
 def resolve_device(device: str | None = "auto"):

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Mapping
 
-from . import Encoder
+from .base import Encoder
 
 # Keys of the port's config that are not wav2vec2_model arguments we may pass.
 IGNORED_CONFIG_KEYS = ("aux_num_out",)

@@ -18,7 +18,8 @@ import hashlib
 from pathlib import Path
 from typing import Mapping
 
-from . import SAMPLE_RATE, Encoder, resolve_architecture
+from ..models import resolve_architecture
+from .base import SAMPLE_RATE, Encoder
 
 FEATURE_DEFAULTS = {"n_mels": 64, "n_mfcc": 20, "n_fft": 400, "hop_length": 160, "deltas": False}
 LOG_FLOOR = 1e-6  # avoids log(0) on digital silence

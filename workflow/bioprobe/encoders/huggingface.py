@@ -16,7 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from . import Encoder, is_local_path
+from ..models import is_local_path
+from .base import Encoder
 
 # Model types whose CNN front end and hidden-state layout this module knows.
 SUPPORTED_MODEL_TYPES = (

@@ -1,0 +1,106 @@
+"""Model entries of the config (``models:``): what they may say and how they resolve.
+
+This module owns the *entries*, not the weights or the encoders: the list of model sources,
+the checks an entry must pass, whether a reference (``id``, URL) is a local path, and the
+resolution of ``random_init``'s ``of:`` into the entry of the architecture it copies. It sits at
+the bottom of the import graph: :mod:`bioprobe.weights`, :mod:`bioprobe.encoders`,
+:mod:`bioprobe.budget` and the Snakefile use it, and it imports nothing from bioprobe (and
+neither torch nor transformers), so the Snakefile can import it at parse time.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+#: Every ``source`` a model entry may have.
+MODEL_SOURCES: tuple[str, ...] = ("huggingface", "aves", "logmel", "mfcc", "random_init")
+#: The sources with pretrained weights to fetch (the ones ``random_init`` may copy).
+PRETRAINED_SOURCES: tuple[str, ...] = ("huggingface", "aves")
+#: Keys of an entry that only name or group it in figures and tables; they do not change the
+#: weights or the embeddings, so the weight and embedding rules never see them.
+DESCRIPTIVE_KEYS: tuple[str, ...] = ("label", "group", "base")
+#: The keys a source cannot do without.
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "huggingface": ("id",),
+    "aves": ("config_url", "weights_url"),
+    "random_init": ("of",),
+}
+
+
+def check_source(name: str, mcfg: Mapping) -> str:
+    """Return ``mcfg['source']`` or raise a clear error if it is missing or not supported."""
+    if not isinstance(mcfg, Mapping):
+        raise ValueError(f"model {name!r}: its config entry must be a mapping, got {type(mcfg).__name__}")
+    source = mcfg.get("source")
+    if source not in MODEL_SOURCES:
+        raise ValueError(
+            f"model {name!r}: unknown source {source!r}; supported sources are {', '.join(MODEL_SOURCES)}"
+        )
+    for key in REQUIRED_KEYS.get(source, ()):
+        if not mcfg.get(key):
+            raise ValueError(f"model {name!r} (source {source}): missing required key {key!r}")
+    return source
+
+
+def is_local_path(ref: str) -> bool:
+    """True if a model reference (``id``, URL) points to the local file system."""
+    ref = str(ref)
+    if ref.startswith("file://"):
+        return True
+    if "://" in ref:
+        return False
+    return ref.startswith(("/", "./", "../", "~")) or os.path.exists(os.path.expanduser(ref))
+
+
+def resolve_architecture(name: str, mcfg: Mapping, models: Mapping | None = None) -> dict:
+    """For a ``random_init`` entry, the entry of the model whose architecture it copies.
+
+    ``of`` may name another entry of ``models`` (``of: hubert``), be a full entry (a mapping),
+    a Hugging Face repo id or a local model folder.
+    """
+    of = mcfg.get("of")
+    if isinstance(of, Mapping):
+        base = dict(of)
+    elif isinstance(of, str) and models is not None and of in models:
+        base = dict(models[of])
+    elif isinstance(of, str) and of:
+        if "/" not in of and not is_local_path(of):
+            raise ValueError(
+                f"model {name!r}: random_init of={of!r} is neither a model under models: "
+                f"{'(pass the models: section) ' if models is None else ''}nor a Hugging Face id (org/name) nor a folder"
+            )
+        base = {"source": "huggingface", "id": of, "revision": mcfg.get("revision", "main")}
+    else:
+        raise ValueError(f"model {name!r}: random_init needs `of` (a model name, Hugging Face id or folder)")
+    if base.get("source") not in PRETRAINED_SOURCES:
+        raise ValueError(
+            f"model {name!r}: random_init `of` must be a huggingface or aves model, got source {base.get('source')!r}"
+        )
+    return base
+
+
+def resolve_model_entry(name: str, models: Mapping) -> dict:
+    """Model ``name``'s entry, self-contained: a ``random_init``'s ``of: <model name>`` is inlined.
+
+    Lets the workflow pass one entry to :func:`bioprobe.weights.fetch_weights`,
+    :func:`bioprobe.encoders.load_encoder` and :func:`bioprobe.embed.embed_dataset` without the
+    whole ``models:`` section. Cheap (no torch): usable at Snakefile parse time.
+    """
+    if name not in models:
+        raise KeyError(f"model {name!r} is not under models: (known: {', '.join(models)})")
+    entry = dict(models[name])
+    of = entry.get("of")
+    if entry.get("source") == "random_init" and isinstance(of, str) and of in models:
+        entry["of"] = {k: v for k, v in models[of].items() if k not in DESCRIPTIVE_KEYS}
+    return entry
+
+
+def rule_params(name: str, models: Mapping) -> dict:
+    """Model ``name``'s self-contained entry without its descriptive keys: what the rules pass on.
+
+    Renaming a model (``label``) or regrouping it in figures then re-draws figures and tables
+    without re-fetching weights or re-embedding.
+    """
+    entry = resolve_model_entry(name, models)
+    return {k: v for k, v in entry.items() if k not in DESCRIPTIVE_KEYS}
