@@ -137,3 +137,33 @@ def test_rejected_footnote_counts_per_dataset(tmp_path):
     table.write_text("# T\n\n| a |\n")
     add_footnote(table, note)
     assert table.read_text() == f"# T\n\n| a |\n\n{note}\n"
+
+
+def test_policy_for_a_dataset():
+    from bioprobe.audit import policy_for
+
+    config = {"on_bad_audio": "skip", "datasets": {"a": {"type": "folder"}, "b": {"on_bad_audio": "fail"}}}
+    assert policy_for(config, "a") == "skip" and policy_for(config, "b") == "fail"
+    assert policy_for({"datasets": {"a": {}}}, "a") == "fail"
+
+
+@pytest.mark.parametrize("sr", [600, 8000, 44100, 166600, 384000])
+def test_the_audit_predicts_the_resampled_length_of_each_clip(tmp_path, sr):
+    from bioprobe.audio import resample_manifest
+    from bioprobe.store import AudioReader
+
+    n = int(sr * 0.7) + 3
+    sf.write(tmp_path / "r.wav", tone(sr, n / sr), sr, subtype="FLOAT")
+    starts = [0.0, 0.1234, 0.3, 0.69]
+    clips = pd.DataFrame({"clip_id": [f"c{i}" for i in range(5)], "path": ["r.wav"] * 5,
+                          "start": starts + [np.nan], "end": [0.0004, 0.5, 0.3001, 0.75, np.nan]})
+    result = audit_clips(clips, tmp_path)
+    rejected = {r["clip_id"] for r in result.rejected}
+    result.accepted.to_csv(tmp_path / "a.csv", index=False)
+    resample_manifest(tmp_path / "a.csv", tmp_path, tmp_path / "a.h5", progress=False)
+    with AudioReader(tmp_path / "a.h5") as r:
+        got = dict(zip(r.clip_ids, r.lengths.tolist()))
+    for warning in result.warnings:
+        if warning["warning"].startswith("shorter"):
+            assert f" {got[warning['clip_id']]} samples at 16000 Hz" in warning["warning"]
+    assert set(got) | rejected == set(clips["clip_id"]) and all(v > 0 for v in got.values())

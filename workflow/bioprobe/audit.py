@@ -14,7 +14,8 @@ Rejected (the clip cannot be embedded; ``on_bad_audio`` decides what happens):
 * ``non-finite``: NaN or infinite samples in the clip's frames;
 * ``outside the file``: start/end past the end of the file (an end up to
   :data:`bioprobe.audio.END_TOLERANCE_S` past it is cut at the end, as the resampler does);
-* ``empty at {rate} Hz``: the clip is so short that resampling leaves no sample.
+* ``empty``: the segment holds no sample of the file, or (``empty at {rate} Hz``) so few that
+  resampling leaves none.
 
 Accepted with a warning (features are finite but may mean little; listed in the warnings file):
 
@@ -72,6 +73,7 @@ class _Stats:
 
     start: int
     end: int
+    n_out: int = 0  # samples at the target rate, as the resampler will cut them
     frames: int = 0
     nonfinite: int = 0
     peak: float = 0.0  # over all channels
@@ -154,7 +156,9 @@ def judge_clip(stats: _Stats, channels: int, sr: int, sample_rate: int) -> tuple
     """``(reason it is rejected or None, warnings)`` for one clip's statistics."""
     if stats.nonfinite:
         return f"non-finite: {stats.nonfinite} of {stats.frames} frames hold NaN or infinite samples", []
-    n_out = int(round(stats.end * sample_rate / sr)) - int(round(stats.start * sample_rate / sr))
+    if stats.frames == 0:
+        return f"empty: the segment holds no sample at the file's {sr} Hz", []
+    n_out = stats.n_out
     if n_out <= 0:
         return (f"empty at {sample_rate} Hz: {stats.frames} frames at {sr} Hz leave no sample after resampling"), []
     warnings = []
@@ -177,6 +181,20 @@ def judge_clip(stats: _Stats, channels: int, sr: int, sample_rate: int) -> tuple
             warnings.append(f"channels cancel: the mono mix is {level} below the channels "
                             f"(phase-inverted channels?); the models see the mono mix")
     return None, warnings
+
+
+def _samples_out(n_frames: int, sr: int, sample_rate: int, start, end) -> int:
+    """The clip's length at ``sample_rate`` as :func:`bioprobe.audio.resample_manifest` cuts it (0: none).
+
+    soxr makes ``round(n_frames * sample_rate / sr)`` samples of a file; the clip is cut from
+    them with the same bounds rule as at the source rate.
+    """
+    n = int(round(n_frames * sample_rate / sr))
+    try:
+        s, e = segment_bounds(n, sample_rate, start, end, "") if n else (0, 0)
+    except AudioError:
+        return 0
+    return max(0, e - s)
 
 
 def _judge_file(path: Path, clips: list[tuple[str, object, object]], sample_rate: int, block_frames: int):
@@ -206,7 +224,7 @@ def _judge_file(path: Path, clips: list[tuple[str, object, object]], sample_rate
             except AudioError as err:
                 verdicts[cid] = (f"outside the file: {str(err).lstrip(': ')}", [])
                 continue
-            active.append((cid, _Stats(s, e)))
+            active.append((cid, _Stats(s, e, _samples_out(n_frames, sr, sample_rate, start, end))))
         active.sort(key=lambda item: item[1].start)
         pos, done = 0, 0
         try:
@@ -254,6 +272,11 @@ def audit_clips(clips, audio_root, sample_rate: int = 16000, block_frames: int =
         result.warnings += [{"path": rel, "clip_id": cid, "warning": w} for w in warnings]
     result.accepted = clips[np.asarray(keep, dtype=bool)].reset_index(drop=True)
     return result
+
+
+def policy_for(config: dict, dataset: str) -> str:
+    """``on_bad_audio`` of ``dataset``: its own entry's, else the top level's, else ``fail``."""
+    return (config.get("datasets", {}).get(dataset) or {}).get("on_bad_audio") or config.get("on_bad_audio") or "fail"
 
 
 def failure_message(result: AuditResult, dataset: str) -> str:
