@@ -12,8 +12,9 @@ rule audit:
         rejected=f"{RESULTS}/{{dataset}}/rejected.csv",
         warnings=f"{RESULTS}/{{dataset}}/audio_warnings.csv",
     params:
+        # on_bad_audio is read from the config by the script, not tracked: it decides whether
+        # the audit stops, not what it writes, so changing it re-runs nothing
         root=audio_root,
-        on_bad_audio=on_bad_audio,
         sample_rate=config["audio"]["sample_rate"],
     log:
         f"{LOGS}/audit/{{dataset}}.log",

@@ -1,5 +1,5 @@
 import _bioprobe_path  # noqa: F401  (first: makes bioprobe importable)
-from bioprobe.audit import run_audit
+from bioprobe.audit import policy_for, run_audit
 from bioprobe.smk import logged
 
 with logged(snakemake):
@@ -10,6 +10,6 @@ with logged(snakemake):
         accepted_out=snakemake.output.accepted,
         rejected_out=snakemake.output.rejected,
         warnings_out=snakemake.output.warnings,
-        policy=snakemake.params.on_bad_audio,
+        policy=policy_for(snakemake.config, snakemake.wildcards.dataset),
         sample_rate=snakemake.params.sample_rate,
     )
