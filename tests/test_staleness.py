@@ -21,7 +21,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "resources" / "configs" / "demo.yaml"
 D = "synthetic"
-MODELS = ("tiny_hubert", "tiny_wav2vec2", "tiny_wavlm")
+MODELS = ("logmel", "tiny_hubert", "tiny_wav2vec2", "tiny_wav2vec2_ft", "tiny_wavlm")
+# the demo's figure roles (resources/configs/demo.yaml, figures:): which models figures 1 and 2 read
+FIG1_MODELS = {"tiny_hubert", "tiny_wavlm", "logmel"}  # compare + floor
+FIG2_MODELS = {"tiny_wav2vec2", "tiny_wav2vec2_ft", "logmel"}  # fine_tuned bases, their fine-tuned models + floor
 
 pytestmark = [pytest.mark.workflow, pytest.mark.timeout(1800)]
 
@@ -63,9 +66,27 @@ def embeds(*models):
     return {job("embed", dataset=D, model=m) for m in models}
 
 
-AGGREGATES = {job("compare", dataset=D), job("layerwise_figure", dataset=D, fmt="png"), job("tables"), job("all")}
 FUSE = {job("fuse", dataset=D, fusion="concat_best")}
-AFTER_PROBES = FUSE | AGGREGATES
+CONFUSION = {job("study_fig4_confusion", dataset=D, fusion="concat_best")}
+# figures and tables that read every model's results (or the tables made from them)
+EVERY_MODEL = {job("layerwise_figure", dataset=D), job("per_class_figure", dataset=D), job("published_figure"),
+               job("compare", dataset=D), job("tables"), job("all")}
+FIGURES = {job("layerwise_figure", dataset=D), job("per_class_figure", dataset=D), job("published_figure"),
+           job("study_fig1"), job("study_fig2")} | CONFUSION
+
+
+def after_probes(*models) -> set:
+    """What re-runs after the probes of ``models``: the fusion (over every model), its confusion
+    figure, the tables and every figure that reads one of these models."""
+    jobs = FUSE | CONFUSION | EVERY_MODEL
+    if FIG1_MODELS & set(models):
+        jobs.add(job("study_fig1"))
+    if FIG2_MODELS & set(models):
+        jobs.add(job("study_fig2"))
+    return jobs
+
+
+AFTER_PROBES = after_probes(*MODELS)
 
 
 def set_in(path: str, value):
@@ -87,16 +108,19 @@ CASES = {
     "split seed": (set_in(f"datasets.{D}.split.seed", 7), {job("split", dataset=D)} | probes(*MODELS) | AFTER_PROBES),
     "split method": (set_in(f"datasets.{D}.split.method", "grouped"), {job("split", dataset=D)} | probes(*MODELS) | AFTER_PROBES),
     "label mapping": (set_in(f"datasets.{D}.label_map", {"call_a": "call_b"}), {job("split", dataset=D)} | probes(*MODELS) | AFTER_PROBES),
-    "model label": (set_in("models.tiny_wavlm.label", "renamed"), AGGREGATES),
+    # figures and tables draw labels: every figure re-drawn, no probe or fusion re-run
+    "model label": (set_in("models.tiny_wavlm.label", "renamed"), FIGURES | {job("compare", dataset=D), job("tables"), job("all")}),
     "model id": (set_in("models.tiny_wavlm.id", "resources/demo/models/wav2vec2"),
-                 {job("fetch_weights", model="tiny_wavlm")} | embeds("tiny_wavlm") | probes("tiny_wavlm") | AFTER_PROBES),
+                 {job("fetch_weights", model="tiny_wavlm")} | embeds("tiny_wavlm") | probes("tiny_wavlm") | after_probes("tiny_wavlm")),
     "embed.min_samples": (set_in("embed.min_samples", 6000), embeds(*MODELS) | probes(*MODELS) | AFTER_PROBES),
     "embed batch size and device": (lambda c: c["embed"].update(batch_size=2, device="cpu"), set()),
     "audio.resampler": (set_in("audio.resampler", "soxr_vhq"),
                         {job("resample", dataset=D)} | embeds(*MODELS) | probes(*MODELS) | AFTER_PROBES),
     "probe seeds": (set_in("probes.mlp.seeds", [42]), probes(*MODELS) | AFTER_PROBES),
-    "figure format": (set_in("figures.formats", ["png", "pdf"]), {job("layerwise_figure", dataset=D, fmt="pdf"), job("all")}),
-    "fusion model list": (set_in("fusion.concat_best.models", ["tiny_hubert", "tiny_wavlm"]), FUSE | {job("tables"), job("all")}),
+    "figure format": (set_in("figures.formats", ["png", "pdf"]), FIGURES | {job("all")}),
+    "fusion model list": (set_in("fusion.concat_best.models", ["tiny_hubert", "tiny_wavlm"]),
+                          FUSE | CONFUSION | {job("tables"), job("published_figure"), job("all")}),
+    # a new model is a new line in every figure (and joins the fusion over every model)
     "adding a model": (add_model, {job("fetch_weights", model="tiny_hubert_b")} | embeds("tiny_hubert_b")
                        | probes("tiny_hubert_b") | AFTER_PROBES),
     # the bad-audio policy decides whether the audit stops, not what it writes

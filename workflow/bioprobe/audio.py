@@ -323,7 +323,7 @@ def resample_manifest(manifest_csv, audio_root, out_h5, sample_rate: int = 16000
                     s, e = segment_bounds(audio.n, sample_rate, start, end, where) if audio.n else (0, 0)
                     if e <= s:
                         raise AudioError(f"{where}: the clip is empty (0 samples after resampling)")
-                    writer.append_blocks(str(manifest.iloc[i]["clip_id"]), audio.span(s, e))
+                    writer.append_blocks(str(manifest.iloc[i]["clip_id"]), audio.span(s, e), manifest_row=i)
                     bar.update(1)
             finally:
                 audio.close()

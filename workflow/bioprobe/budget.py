@@ -204,13 +204,14 @@ def format_report(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bioprobe.budget", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="config.yaml", help="the study config (default config.yaml)")
-    parser.add_argument("--results", default="results", help="results folder (default results)")
+    parser.add_argument("--results", default=None, help="results folder (default: the config's results_dir, results)")
     parser.add_argument("--rtf", type=float, default=None, help="compute seconds per audio second, to estimate compute hours")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     args = parser.parse_args(argv)
     from .config import load_config
 
-    rows = estimate(load_config(args.config), args.results, args.rtf)
+    config = load_config(args.config)
+    rows = estimate(config, args.results or config["results_dir"], args.rtf)
     print(json.dumps(rows, indent=2) if args.json else format_report(rows))
     return 0
 

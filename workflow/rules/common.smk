@@ -5,13 +5,14 @@ import sys
 
 from bioprobe import datasets as bp_datasets
 from bioprobe import models as bp_models
-from bioprobe.config import embed_result_settings, tracked
+from bioprobe.config import effective_embed, embed_result_settings, tracked
 
 # Normalised, so that paths built here and by the library compare equal ("data/" == "data").
 DATA_DIR = os.path.normpath(config["data_dir"])
 MODEL_CACHE = os.path.normpath(config["model_cache"])
-RESULTS = "results"
-LOGS = "logs"
+RESULTS = os.path.normpath(config["results_dir"])
+# Logs of another results folder (e.g. results/study_exact) go beside its results.
+LOGS = "logs" if RESULTS == "results" else f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
 
 
@@ -51,7 +52,9 @@ wildcard_constraints:
 
 
 def dataset_cfg(wildcards):
-    return config["datasets"][wildcards.dataset]
+    # Without its embed: overrides (tracked by the embed rule): the downloads stay shared by
+    # configs that embed differently (resources/configs/study_exact.yaml).
+    return {k: v for k, v in config["datasets"][wildcards.dataset].items() if k != "embed"}
 
 
 def model_cfg(wildcards):
@@ -62,7 +65,13 @@ def model_weights_cfg(wildcards):
     # Self-contained (a random_init's `of: <model name>` inlined) and without the keys that only
     # name or describe the model: renaming a model re-draws figures and tables, but does not
     # re-fetch weights or re-embed.
+    # Its embed: overrides are tracked by the embed rule (embed_params), not here.
     return bp_models.rule_params(wildcards.model, config["models"])
+
+
+def model_fetch_cfg(wildcards):
+    # What fetch_weights tracks: also without the keys that only change embeddings (layer0).
+    return bp_models.rule_params(wildcards.model, config["models"], fetch=True)
 
 
 def probe_cfg(wildcards):
@@ -110,11 +119,7 @@ def all_outputs():
     for dataset in DATASETS:
         outs += probe_scores_of(dataset) + fusion_scores_of(dataset)
         outs.append(f"{RESULTS}/{dataset}/comparisons.csv")
-        outs += [f"{RESULTS}/figures/layerwise_{dataset}.{fmt}" for fmt in FIG_FORMATS]
-    if DATASETS:
-        outs += [f"{RESULTS}/tables/best_layer.{ext}" for ext in ("csv", "md")]
-        outs.append(f"{RESULTS}/tables/all_scores.csv")
-    return outs
+    return outs + figure_outputs()  # common_figures.smk
 
 
 def prepare_inputs(wildcards):
@@ -141,9 +146,12 @@ def audio_settings():
     return tracked(config["audio"], "config.schema.yaml", ("audio",))
 
 
-def embed_tracked():
-    # batch size and device are not tracked; nor are settings left at their schema default
-    return tracked(embed_result_settings(config["embed"]), "embed.schema.yaml")
+def embed_params(wildcards):
+    # The embed: settings of this dataset and model, with their overrides, that change results:
+    # batch size (unless study_repeat_pad) and device are not tracked; nor are settings left at
+    # their schema default (std_ddof is marked x-tracked: always).
+    merged = effective_embed(config, wildcards.dataset, wildcards.model)
+    return tracked(embed_result_settings(merged), "embed.schema.yaml")
 
 
 def figure_models():

@@ -1,7 +1,7 @@
 import _bioprobe_path  # noqa: F401  (first: makes bioprobe importable)
 from bioprobe.smk import logged
 from bioprobe.audit import add_footnote, rejected_footnote
-from bioprobe.tables import write_tables
+from bioprobe.figures.make import write_tables
 
 with logged(snakemake):
     write_tables(
@@ -13,6 +13,13 @@ with logged(snakemake):
         best_csv=snakemake.output.best_csv,
         best_md=snakemake.output.best_md,
         all_scores_csv=snakemake.output.all_scores,
+        published_csv=snakemake.input.published,
+        dataset_labels=snakemake.params.dataset_labels,
+        comparison={
+            "csv": snakemake.output.comparison_csv,
+            "md": snakemake.output.comparison_md,
+            "tex": snakemake.output.comparison_tex,
+        },
     )
     # how many clips of each dataset the audit rejected, under the best-layer table
     add_footnote(snakemake.output.best_md, rejected_footnote(dict(zip(snakemake.params.datasets, snakemake.input.rejected))))

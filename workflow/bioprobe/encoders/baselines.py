@@ -113,7 +113,7 @@ def load_random_init_encoder(name: str, mcfg: Mapping, cache_dir: Path, device, 
         return HuggingFaceEncoder(name, model, provenance, device, source="random_init")
     import torch
 
-    from .aves import AvesEncoder, build_aves_model, read_aves_config
+    from .aves import AvesEncoder, build_aves_model, layer0_of, read_aves_config
 
     config_file = locked_file(lock, "config", cache_dir)
     config = read_aves_config(config_file, name)
@@ -125,4 +125,4 @@ def load_random_init_encoder(name: str, mcfg: Mapping, cache_dir: Path, device, 
         "seed": seed,
         "weights_sha256": state_dict_sha256(model),
     }
-    return AvesEncoder(name, model, config, provenance, device, source="random_init")
+    return AvesEncoder(name, model, config, provenance, device, source="random_init", layer0=layer0_of(name, base))
