@@ -102,3 +102,73 @@ def test_bad_audio_is_named_and_leaves_no_output(tmp_path, setup, message):
         resample_manifest(manifest, root, out, progress=False)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".audio16k")]
+
+
+def test_streamed_resampling_equals_resampling_the_whole_file():
+    from bioprobe.audio import resampled_blocks
+
+    rng = np.random.default_rng(1)
+    wave = rng.uniform(-1, 1, (100_003, 3)).astype(np.float32)
+    whole = resample(to_mono(wave), 44100, 16000)
+    for block in (1, 997, 65536, 200_000):
+        blocks = (wave[i : i + block] for i in range(0, len(wave), block))
+        streamed = np.concatenate(list(resampled_blocks(blocks, 44100, 16000)))
+        np.testing.assert_array_equal(streamed, whole)
+
+
+def test_long_files_are_spooled_to_disk_with_the_same_result(tmp_path, monkeypatch):
+    import bioprobe.audio as audio
+
+    root = tmp_path / "audio"
+    root.mkdir()
+    rec = np.random.default_rng(2).uniform(-0.5, 0.5, (3 * 48000, 2)).astype(np.float32)
+    sf.write(root / "rec.wav", rec, 48000, subtype="FLOAT")
+    manifest = tmp_path / "m.csv"
+    write_manifest(manifest, [("a", "rec.wav", 0.25, 1.5, "x", "g", "train"), ("b", "rec.wav", "", "", "x", "g", "val"),
+                              ("c", "rec.wav", 1.0, 2.0, "x", "g", "val")])
+    resample_manifest(manifest, root, tmp_path / "mem.h5", progress=False)
+    monkeypatch.setattr(audio, "IN_MEMORY_SAMPLES", 1000)  # spool, and copy clips in blocks of 250
+    monkeypatch.setattr(audio, "BLOCK_FRAMES", 777)
+    resample_manifest(manifest, root, tmp_path / "spool.h5", progress=False)
+    with AudioReader(tmp_path / "mem.h5") as a, AudioReader(tmp_path / "spool.h5") as b:
+        assert a.clip_ids == b.clip_ids == ["a", "b", "c"]
+        assert a.lengths.tolist() == [20000, 48000, 16000]
+        for i in range(3):
+            np.testing.assert_array_equal(a[i], b[i])
+        np.testing.assert_array_equal(a.get("b")[4000:24000], a.get("a"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio", "m.csv", "mem.h5", "spool.h5"]
+
+
+def test_every_clip_the_audit_accepts_resamples(tmp_path):
+    from badaudio import make_corpus
+    from bioprobe.audit import run_audit
+
+    rows = make_corpus(tmp_path / "corpus")
+    clips = tmp_path / "clips.csv"
+    pd.DataFrame([{"clip_id": f"c{i}", "path": p, "start": s, "end": e} for i, (p, s, e, _x) in enumerate(rows)]).to_csv(clips, index=False)
+    outs = [tmp_path / n for n in ("accepted.csv", "rejected.csv", "warnings.csv")]
+    result = run_audit("d", clips, tmp_path / "corpus", *outs, policy="skip")
+    n = resample_manifest(outs[0], tmp_path / "corpus", tmp_path / "a.h5", progress=False)
+    assert n == len(result.accepted) == len(rows) - len(result.rejected)
+    with AudioReader(tmp_path / "a.h5") as r:
+        assert sorted(r.clip_ids) == sorted(result.accepted["clip_id"])
+        assert all(np.isfinite(r[i]).all() and len(r[i]) > 0 for i in range(len(r)))
+    # the rejected clips would have failed the resampler, naming the file
+    with pytest.raises(AudioError, match="corpus/"):
+        resample_manifest(clips, tmp_path / "corpus", tmp_path / "b.h5", progress=False)
+    assert not (tmp_path / "b.h5").exists()
+
+
+def test_a_nan_next_to_a_clip_does_not_spread_into_it(tmp_path):
+    rec = tone(1000, 16000, 2.0)
+    rec[16000:16050] = np.nan  # between the two clips, inside no clip
+    sf.write(tmp_path / "r.wav", rec, 16000, subtype="FLOAT")
+    manifest = tmp_path / "m.csv"
+    write_manifest(manifest, [("a", "r.wav", 0.0, 0.999, "x", "g", "train"), ("b", "r.wav", 1.01, 2.0, "x", "g", "val"),
+                              ("c", "r.wav", 0.5, 1.5, "x", "g", "val")])
+    with pytest.raises(AudioError, match=r"r.wav \(clip c\): the clip contains NaN"):
+        resample_manifest(manifest, tmp_path, tmp_path / "o.h5", progress=False)
+    write_manifest(manifest, [("a", "r.wav", 0.0, 0.999, "x", "g", "train"), ("b", "r.wav", 1.01, 2.0, "x", "g", "val")])
+    resample_manifest(manifest, tmp_path, tmp_path / "o.h5", progress=False)
+    with AudioReader(tmp_path / "o.h5") as r:
+        assert np.isfinite(r.get("a")).all() and np.isfinite(r.get("b")).all()

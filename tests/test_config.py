@@ -106,7 +106,7 @@ def test_tracked_params_leave_out_schema_defaults():
     # the job still gets every setting: the config's section under the tracked ones
     assert embed_settings({"min_samples": 8000}, {"embed": changed}) == changed
     # nested settings: only the keys that differ, type-dependent defaults from the entry's type
-    folder = {"type": "folder", "root": "r", "labels": "l.csv", "check_audio": True,
+    folder = {"type": "folder", "root": "r", "labels": "l.csv", "enabled": True,
               "split": {"method": "stratified", "seed": 7, "ratios": [0.7, 0.2, 0.1]}}
     assert tracked(folder, "datasets.schema.yaml", (), {k: folder[k] for k in ("type", "root", "labels")}) == {
         "type": "folder", "root": "r", "labels": "l.csv", "split": {"seed": 7}}

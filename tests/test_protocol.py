@@ -81,18 +81,18 @@ def test_tracked_embed_settings():
 
 def test_embed_overrides_merge_in_order_and_are_checked():
     raw = {
-        "datasets": {"d": {"type": "folder", "root": "r", "labels": "l.csv", "embed": {"batch_size": 4, "min_samples": 100}}},
-        "models": {"m": {"source": "logmel", "embed": {"min_samples": 7}}, "n": {"source": "mfcc"}},
+        "datasets": {"d": {"type": "folder", "root": "r", "labels": "l.csv", "embed": {"batch_size": 4, "min_samples": 800}}},
+        "models": {"m": {"source": "logmel", "embed": {"min_samples": 700}}, "n": {"source": "mfcc"}},
         "probes": {"p": {"type": "mlp"}},
         "embed": {"batch_size": 2, "device": "cpu"},
     }
     config = validate_config(raw)
-    assert config["models"]["m"]["embed"] == {"min_samples": 7}  # no defaults filled into overrides
-    assert effective_embed(config, "d", "m")["min_samples"] == 7
-    assert effective_embed(config, "d", "n")["min_samples"] == 100
+    assert config["models"]["m"]["embed"] == {"min_samples": 700}  # no defaults filled into overrides
+    assert effective_embed(config, "d", "m")["min_samples"] == 700
+    assert effective_embed(config, "d", "n")["min_samples"] == 800
     assert effective_embed(config, "d", "n")["batch_size"] == 4 and effective_embed(config)["batch_size"] == 2
     job = embed_settings(embed_result_settings(effective_embed(config, "d", "n")), config, "d", "n")
-    assert job["batch_size"] == 4 and job["device"] == "cpu" and job["min_samples"] == 100
+    assert job["batch_size"] == 4 and job["device"] == "cpu" and job["min_samples"] == 800
     bad = {**raw, "models": {"m": {"source": "logmel", "embed": {"std_ddof": 2}}}}
     with pytest.raises(ConfigError, match=r"models\.m\.embed\.std_ddof"):
         validate_config(bad)

@@ -194,7 +194,7 @@ def test_demo_through_slurm_matches_local_run(cluster, demo_run, tmp_path):
     assert others and all("gpu" not in j.get("TresPerJob", "") for j in others), others
     # the node fits every job (an oversized one would stay pending, or be refused by sbatch)
     assert all(int(j["NumCPUs"]) <= cluster.cpus for j in jobs), [(j["JobId"], j["NumCPUs"]) for j in jobs]
-    # local rules never reach the queue; clips, split and resample share one job (group
+    # local rules never reach the queue; clips, audit, split and resample share one job (group
     # audio_synthetic), and the probes go PROBES_PER_JOB to a job (group probe_synthetic)
     groups = {"audio_synthetic": 1, "probe_synthetic": -(-len(MODELS) // PROBES_PER_JOB)}
     for group, n in groups.items():

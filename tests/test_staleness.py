@@ -123,6 +123,9 @@ CASES = {
     # a new model is a new line in every figure (and joins the fusion over every model)
     "adding a model": (add_model, {job("fetch_weights", model="tiny_hubert_b")} | embeds("tiny_hubert_b")
                        | probes("tiny_hubert_b") | AFTER_PROBES),
+    # the bad-audio policy decides whether the audit stops, not what it writes
+    "on_bad_audio": (set_in("on_bad_audio", "skip"), set()),
+    "a dataset's on_bad_audio": (set_in(f"datasets.{D}.on_bad_audio", "skip"), set()),
     # a schema default written out explicitly is the same setting
     "defaults written out": (lambda c: c["embed"].update(chunk_seconds=120, precision="fp32", store_dtype="float32"), set()),
 }
@@ -176,7 +179,7 @@ def test_a_label_file_edit_reruns_the_split_not_the_audio(demo_run):
         assert scheduled_jobs(demo_run, config) == {job("split", dataset=D)} | probes(*MODELS) | AFTER_PROBES
         first[header.index("path")] = rows[2].split(",")[header.index("path")]
         labels.write_text("\n".join([rows[0], ",".join(first), *rows[2:]]) + "\n")
-        assert scheduled_jobs(demo_run, config) == ({job("clips", dataset=D), job("split", dataset=D),
+        assert scheduled_jobs(demo_run, config) == ({job("clips", dataset=D), job("audit", dataset=D), job("split", dataset=D),
                                                      job("resample", dataset=D)} | embeds(*MODELS)
                                                     | probes(*MODELS) | AFTER_PROBES)
     finally:

@@ -53,3 +53,46 @@ def test_embeddings_shape_checked(tmp_path):
     with pytest.raises(ValueError, match="n_clips"):
         write_embeddings(tmp_path / "m.h5", np.zeros((3, 2, 2)), ["a", "b"])
     assert not (tmp_path / "m.h5").exists()
+
+
+def test_pause_hook_stops_the_resample_writer_mid_file(tmp_path):
+    """The interruption tests' hook: with the variable set, the writer hangs after its first clip."""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    marker = tmp_path / "paused"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import numpy as np; from bioprobe.store import AudioWriter\n"
+            "with AudioWriter(sys.argv[2]) as w:\n    w.append('a', np.zeros(10, np.float32))\n    w.append('b', np.zeros(10, np.float32))\n")
+    env = {"BIOPROBE_TEST_PAUSE_AFTER_FIRST_WRITE": "resample", "BIOPROBE_TEST_PAUSE_AFTER_FIRST_WRITE_MARKER": str(marker),
+           "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(REPO / "workflow"), str(tmp_path / "a.h5")], env=env)
+    try:
+        for _ in range(300):
+            if marker.exists():
+                break
+            time.sleep(0.1)
+        assert marker.read_text().startswith("resample ")
+        assert proc.poll() is None  # hanging mid-write
+        assert not (tmp_path / "a.h5").exists() and [p.name for p in tmp_path.glob(".a.h5.*.part.h5")]
+    finally:
+        proc.kill()
+        proc.wait()
+    # without the variable the same writer finishes
+    subprocess.run([sys.executable, "-c", code, str(REPO / "workflow"), str(tmp_path / "b.h5")], check=True,
+                   env={"PATH": "/usr/bin:/bin"})
+    assert (tmp_path / "b.h5").exists()
+
+
+def test_atomic_writes_remove_what_a_killed_writer_left(tmp_path):
+    from bioprobe.fileio import write_text
+
+    stale = tmp_path / ".out.txt.abc123.part.txt"
+    stale.write_text("half")
+    other = tmp_path / ".other.txt.abc123.part.txt"
+    other.write_text("not ours")
+    write_text(tmp_path / "out.txt", "whole")
+    assert (tmp_path / "out.txt").read_text() == "whole"
+    assert not stale.exists() and other.exists()

@@ -29,7 +29,7 @@ from typing import Iterable, Mapping
 import h5py
 import numpy as np
 
-from .fileio import atomic_path
+from .fileio import atomic_path, pause_after_first_write
 
 STR = h5py.string_dtype(encoding="utf-8")
 
@@ -82,16 +82,24 @@ class AudioWriter:
         self.attrs = dict(attrs or {})
 
     def append(self, clip_id: str, wave: np.ndarray, manifest_row: int | None = None) -> None:
-        wave = np.asarray(wave, dtype=np.float32)
-        if wave.ndim != 1:
-            raise ValueError(f"clip {clip_id!r}: expected mono 1-D audio, got shape {wave.shape}")
+        self.append_blocks(clip_id, [wave], manifest_row)
+
+    def append_blocks(self, clip_id: str, blocks: Iterable[np.ndarray], manifest_row: int | None = None) -> None:
+        """Append one clip given as consecutive mono blocks (a long clip never has to be whole in memory)."""
         if clip_id in self._seen:
             raise ValueError(f"duplicate clip_id {clip_id!r}")
-        start = self._offsets[-1]
-        end = start + wave.shape[0]
-        self._samples.resize((end,))
-        self._samples[start:end] = wave
+        start = end = self._offsets[-1]
+        for wave in blocks:
+            wave = np.asarray(wave, dtype=np.float32)
+            if wave.ndim != 1:
+                raise ValueError(f"clip {clip_id!r}: expected mono 1-D audio, got shape {wave.shape}")
+            self._samples.resize((end + wave.shape[0],))
+            self._samples[end : end + wave.shape[0]] = wave
+            end += wave.shape[0]
         self._offsets.append(end)
+        if len(self._offsets) == 2:
+            self._h5.flush()
+            pause_after_first_write("resample")
         self._ids.append(clip_id)
         self._rows.append(manifest_row)
         self._seen.add(clip_id)
@@ -184,6 +192,8 @@ def write_embeddings(
         raise ValueError(f"features must be [n_clips, n_layers, dim] with n_clips={len(clip_ids)}, got {features.shape}")
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         h5.create_dataset("features", data=features.astype(dtype, copy=False), chunks=(min(len(clip_ids), 256) or 1, 1, features.shape[2]))
+        h5.flush()
+        pause_after_first_write("embed")
         h5.create_dataset("clip_id", data=np.asarray(clip_ids, dtype=object), dtype=STR)
         if frames:
             grp = h5.create_group("frames")

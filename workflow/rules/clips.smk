@@ -26,6 +26,8 @@ rule split:
     input:
         prepare_inputs,
         clips=f"{RESULTS}/{{dataset}}/clips.csv",
+        # clips the audit rejected are marked excluded (bad_audio); see audit.smk
+        accepted=f"{RESULTS}/{{dataset}}/clips_accepted.csv",
     output:
         split=f"{RESULTS}/{{dataset}}/split.csv",
         leakage=f"{RESULTS}/{{dataset}}/leakage.json",

@@ -151,6 +151,7 @@ rule per_class_figure:
 
 rule tables:
     input:
+        rejected=[f"{RESULTS}/{d}/rejected.csv" for d in DATASETS],
         scores=[s for d in DATASETS for s in probe_scores_of(d)],
         fusion=[s for d in DATASETS for s in fusion_scores_of(d)],
         # the CI of the seed-mean UAR, beside each scores.csv

@@ -1,9 +1,9 @@
-# Every clip of clips.csv as 16 kHz mono float32 in one HDF5 file.
+# Every clip the audit accepted (clips_accepted.csv) as 16 kHz mono float32 in one HDF5 file.
 
 
 rule resample:
     input:
-        clips=f"{RESULTS}/{{dataset}}/clips.csv",
+        clips=f"{RESULTS}/{{dataset}}/clips_accepted.csv",
     output:
         audio=f"{RESULTS}/{{dataset}}/audio16k.h5",
     params:

@@ -5,5 +5,5 @@ from bioprobe.smk import logged
 with logged(snakemake):
     name = snakemake.wildcards.dataset
     datasets.write_split(name, snakemake.config["datasets"][name], snakemake.config["data_dir"],
-                         clips_csv=snakemake.input.clips, split_out=snakemake.output.split,
+                         clips_csv=snakemake.input.clips, accepted_csv=snakemake.input.accepted, split_out=snakemake.output.split,
                          leakage_out=snakemake.output.leakage)

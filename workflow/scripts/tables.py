@@ -1,5 +1,6 @@
 import _bioprobe_path  # noqa: F401  (first: makes bioprobe importable)
 from bioprobe.smk import logged
+from bioprobe.audit import add_footnote, rejected_footnote
 from bioprobe.figures.make import write_tables
 
 with logged(snakemake):
@@ -20,3 +21,5 @@ with logged(snakemake):
             "tex": snakemake.output.comparison_tex,
         },
     )
+    # how many clips of each dataset the audit rejected, under the best-layer table
+    add_footnote(snakemake.output.best_md, rejected_footnote(dict(zip(snakemake.params.datasets, snakemake.input.rejected))))

@@ -130,6 +130,9 @@ def split_config(dcfg: dict) -> dict:
 # are label settings of every type. Values equal to their schema default are left out
 # (bioprobe.config.tracked), so adding a key with a neutral default makes nothing stale.
 
+#: ``exclude`` of the clips the audit rejected (their audio is unusable; see bioprobe.audit).
+BAD_AUDIO = "bad_audio"
+
 #: Label settings every type has.
 COMMON_LABEL_KEYS = ("split", "label_map")
 
@@ -201,12 +204,22 @@ def write_clips(name: str, dcfg: dict, data_dir: str | os.PathLike, clips_out: s
 
 
 def write_split(name: str, dcfg: dict, data_dir: str | os.PathLike, clips_csv: str | os.PathLike,
-                split_out: str | os.PathLike, leakage_out: str | os.PathLike) -> None:
-    """Write ``split.csv`` and ``leakage.json`` for the clips of ``clips_csv`` atomically (see :mod:`.labels`)."""
+                split_out: str | os.PathLike, leakage_out: str | os.PathLike, accepted_csv=None) -> None:
+    """Write ``split.csv`` and ``leakage.json`` for the clips of ``clips_csv`` atomically (see :mod:`.labels`).
+
+    With ``accepted_csv`` (the audit's ``clips_accepted.csv``), every other clip is excluded
+    (``exclude = bad_audio``) before any label setting applies: the split only uses clips whose
+    audio the audit accepted.
+    """
     from ..fileio import write_csv, write_json
     from .labels import build_split
 
     df = build_manifest(name, dcfg, data_dir)
+    if accepted_csv is not None:
+        import pandas as pd
+
+        accepted = set(pd.read_csv(accepted_csv, dtype={"clip_id": str}, keep_default_na=False)["clip_id"])
+        df.loc[~df["clip_id"].isin(accepted), "exclude"] = BAD_AUDIO
     study_counts = getattr(dataset_module(dcfg), "STUDY_COUNTS", None)
     table, report = build_split(name, dcfg, df, split_config(dcfg), study_counts, clips_csv)
     write_csv(split_out, table)

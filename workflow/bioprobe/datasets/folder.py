@@ -18,9 +18,10 @@ The CSV has columns ``path,label`` and optionally ``group,start,end``:
 * ``split``: ``train``, ``val`` or ``test``, a split you fixed yourself; used with
   ``split: {method: predefined}``.
 
-Rows keep the CSV's order. Problems (unknown columns, empty labels, escaping or missing files,
-bad times, files libsndfile cannot read, segments past the end of their file) raise errors naming
-the CSV and its line numbers. ``check_audio: false`` skips reading the file headers.
+Rows keep the CSV's order. Problems of the CSV (unknown columns, empty labels, escaping or
+missing files, bad times) raise errors naming the CSV and its line numbers. The audio itself
+(unreadable, truncated, empty files, segments past the end of their file...) is judged by the
+audit step, file by file (:mod:`bioprobe.audit`, ``on_bad_audio``), not here.
 """
 
 from __future__ import annotations
@@ -170,38 +171,5 @@ def build_manifest(name: str, dcfg: dict, data_dir):
         raise FileNotFoundError(f"{csv_path}: audio file missing below {str(root)!r} on line(s) {_lines(absent)}, "
                                 f"e.g. {table.iloc[absent[0] - 2]['path']!r}")
     df = pd.DataFrame(rows)
-    if dcfg.get("check_audio", True):
-        check_audio_files(df, root, csv_path, lines=[r["line"] for r in rows])
     extra = ("split",) if "split" in columns else ()
     return finish_manifest(df.drop(columns="line"), name, extra_columns=extra)
-
-
-def check_audio_files(df, root: Path, csv_path: Path, lines: list[int]) -> None:
-    """Read every file's header: unreadable files and segments past the end of their file are errors.
-
-    Catching these here names the CSV line; later steps could only name the clip.
-    """
-    import soundfile
-
-    durations: dict[str, float | None] = {}
-    unreadable, too_long = [], []
-    for line, rel, start, end in zip(lines, df["path"], df["start"], df["end"]):
-        if rel not in durations:
-            try:
-                info = soundfile.info(str(root / rel))
-                durations[rel] = info.frames / info.samplerate if info.samplerate else None
-            except (RuntimeError, soundfile.LibsndfileError):
-                durations[rel] = None
-                unreadable.append(line)
-                continue
-        duration = durations[rel]
-        if duration is None:
-            continue
-        # Half a millisecond of slack: segment times are often rounded in annotation tools.
-        limit = duration + 5e-4
-        if (end is not None and end == end and end > limit) or (start is not None and start == start and start >= duration):
-            too_long.append(f"{line} ({rel} lasts {duration:.3f} s)")
-    if unreadable:
-        raise ValueError(f"{csv_path}: audio file not readable by libsndfile on line(s) {_lines(unreadable)}")
-    if too_long:
-        raise ValueError(f"{csv_path}: segment beyond the end of its file on line(s) {_lines(too_long)}")

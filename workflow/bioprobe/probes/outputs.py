@@ -165,12 +165,13 @@ def write_probe_outputs(out_dir, data: ProbeData, result: ProbeResult, ids: dict
     """Write predictions.h5, confusion.csv, summary.csv, history.csv and (last) scores.csv."""
     import pandas as pd
 
-    from ..fileio import write_csv
+    from ..fileio import pause_after_first_write, write_csv
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     scores, summary, best_column = score_tables(data, result, ids, cfg)
     write_predictions(out_dir / "predictions.h5", data, result, ids, cfg, best_column, extra_attrs)
+    pause_after_first_write("probe")  # test hook: predictions.h5 is in place, scores.csv is not
     write_csv(out_dir / "confusion.csv", confusion_table(data, result, best_column, ids))
     write_csv(out_dir / "summary.csv", summary)
     history = result.extra.get("history")
