@@ -20,6 +20,9 @@ PRETRAINED_SOURCES: tuple[str, ...] = ("huggingface", "aves")
 #: Keys of an entry that only name or group it in figures and tables; they do not change the
 #: weights or the embeddings, so the weight and embedding rules never see them.
 DESCRIPTIVE_KEYS: tuple[str, ...] = ("label", "group", "base")
+#: Keys that say how far a model is run (``max_layer``), not what it is: a ``random_init``'s
+#: ``of: <model name>`` copies the other entry's architecture without them.
+FORWARD_KEYS: tuple[str, ...] = ("max_layer",)
 #: The keys a source cannot do without.
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "huggingface": ("id",),
@@ -92,7 +95,7 @@ def resolve_model_entry(name: str, models: Mapping) -> dict:
     entry = dict(models[name])
     of = entry.get("of")
     if entry.get("source") == "random_init" and isinstance(of, str) and of in models:
-        entry["of"] = {k: v for k, v in models[of].items() if k not in DESCRIPTIVE_KEYS}
+        entry["of"] = {k: v for k, v in models[of].items() if k not in (*DESCRIPTIVE_KEYS, *FORWARD_KEYS)}
     return entry
 
 
