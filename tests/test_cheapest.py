@@ -154,5 +154,5 @@ def test_run_reads_architectures_through_locks_and_tables_gather(tmp_path):
     write_cheapest_tables([out, out], tmp_path / "t.csv", tmp_path / "t.md")
     assert len(pd.read_csv(tmp_path / "t.csv")) == 4
     md = (tmp_path / "t.md").read_text()
-    assert "| d | WavLM | 2 | 85.00 | 1 |" in md and "±1 UAR points" in md
+    assert "| d | WavLM | 2 | 85.00 | 1 |" in md and "95% interval" in md and "±1 UAR point;" in md
     json.loads(json.dumps(table.to_dict()))  # plain values

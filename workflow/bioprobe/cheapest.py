@@ -190,9 +190,10 @@ def write_cheapest_tables(paths, out_csv, out_md) -> None:
         compute = "" if pd.isna(r.compute_fraction) else f"{100 * r.compute_fraction:.0f}%"
         lines.append(f"| {r.dataset} | {r.label} | {r.best_layer} | {100 * r.best_test_uar:.2f} | {r.cheapest_layer} | "
                      f"{100 * r.cheapest_test_uar:.2f} | {100 * r.diff:+.2f} [{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}] | {compute} |")
-    deltas = sorted(set(table["delta"])) if len(table) else [CHEAPEST_DEFAULTS["delta"]]
-    lines += ["", f"Cheapest layer: the earliest layer whose paired bootstrap 95% interval of the test-UAR difference to the "
-                  f"validation-best layer lies inside ±{', '.join(f'{100 * d:g}' for d in deltas)} UAR points; compute: share of "
+    deltas = ", ".join(f"{100 * d:g}" for d in (sorted(set(table["delta"])) if len(table) else [CHEAPEST_DEFAULTS["delta"]]))
+    levels = ", ".join(f"{100 * v:g}%" for v in (sorted(set(table["level"])) if len(table) else [CHEAPEST_DEFAULTS["level"]]))
+    lines += ["", f"Cheapest layer: the earliest layer whose paired bootstrap {levels} interval of the test-UAR difference to the "
+                  f"validation-best layer lies inside ±{deltas} UAR point{'' if deltas == '1' else 's'}; compute: share of "
                   "the full model's operations needed to run it up to that layer."]
     with atomic_path(out_md) as tmp:
         Path(tmp).write_text("\n".join(lines) + "\n")
