@@ -34,7 +34,7 @@ config.update(_validated)
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/download.smk"
-include: "workflow/rules/prepare.smk"
+include: "workflow/rules/clips.smk"
 include: "workflow/rules/resample.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/probe.smk"

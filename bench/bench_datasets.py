@@ -24,11 +24,13 @@ cfg = {"type": "imv", "twins": [1, 2, 3, 4, 5]}
 t = time.perf_counter(); df = datasets.build_manifest("imv", cfg, tmp / "data"); t_build = time.perf_counter() - t
 print(f"IMV-scale manifest: {len(df)} calls from {n_rows} label rows, 350 recordings: {t_build:.2f} s")
 for method in ("random", "stratified", "grouped"):
-    t = time.perf_counter(); out = splits.assign_splits(df, method=method); dt = time.perf_counter() - t
+    t = time.perf_counter(); out = splits.assign_splits(df.drop(columns="exclude"), method=method); dt = time.perf_counter() - t
     t = time.perf_counter(); rep = splits.leakage_report(out); dr = time.perf_counter() - t
     print(f"  split {method:10s}: {dt:6.2f} s; leakage report {dr:.2f} s; recordings crossing splits: "
           f"{rep['ids']['recording']['n_crossing_splits']}/350; sizes {rep['n_clips']}")
-t = time.perf_counter(); datasets.prepare("imv", cfg, tmp / "data", tmp / "m.csv", tmp / "l.json"); print(f"  prepare() end to end: {time.perf_counter()-t:.2f} s")
+t = time.perf_counter(); datasets.write_clips("imv", cfg, tmp / "data", tmp / "c.csv")
+datasets.write_split("imv", cfg, tmp / "data", tmp / "c.csv", tmp / "s.csv", tmp / "l.json")
+print(f"  write_clips() + write_split() end to end: {time.perf_counter()-t:.2f} s")
 # worst case for grouped: 70,000 clips, each its own group
 big = pd.DataFrame({"label": rng.integers(0, 10, 70000).astype(str), "group": np.arange(70000).astype(str)})
 t = time.perf_counter(); splits.assign_splits(big, method="grouped"); print(f"grouped split, 70,000 singleton groups, 10 classes: {time.perf_counter()-t:.2f} s")

@@ -206,7 +206,8 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-long", action="store_true")
     parser.add_argument("--max-layers", type=int, nargs="+", default=None,
                         help="also time the bare forward with max_layer k for each k (e.g. 0 3 6 9 12)")
-    parser.add_argument("--long-only", action="store_true", help=argparse.SUPPRESS)  # the subprocess
+    parser.add_argument("--long-only", action="store_true",
+                        help="only the long-recording figure (peak memory of one --long-minutes recording), as JSON")
     args = parser.parse_args(argv)
     if args.device == "auto":
         import torch

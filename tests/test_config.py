@@ -86,3 +86,43 @@ def test_embed_runtime_settings_are_split_from_tracked_ones():
     tracked = embed_result_settings(config["embed"])
     assert "batch_size" not in tracked and "device" not in tracked and tracked["min_samples"] == 5000
     assert embed_settings(tracked, config) == config["embed"]
+
+
+def test_tracked_params_leave_out_schema_defaults():
+    from bioprobe.config import embed_result_settings, embed_settings, tracked
+
+    config = load_config(REPO / "config.yaml")
+    # every audio and embed setting of the study is at its default: nothing is tracked
+    assert tracked(config["audio"], "config.schema.yaml", ("audio",)) == {}
+    assert tracked(embed_result_settings(config["embed"]), "embed.schema.yaml") == {}
+    changed = {**config["embed"], "min_samples": 8000}
+    assert tracked(embed_result_settings(changed), "embed.schema.yaml") == {"min_samples": 8000}
+    # the job still gets every setting: the config's section under the tracked ones
+    assert embed_settings({"min_samples": 8000}, {"embed": changed}) == changed
+    # nested settings: only the keys that differ, type-dependent defaults from the entry's type
+    folder = {"type": "folder", "root": "r", "labels": "l.csv", "check_audio": True,
+              "split": {"method": "stratified", "seed": 7, "ratios": [0.7, 0.2, 0.1]}}
+    assert tracked(folder, "datasets.schema.yaml", (), {k: folder[k] for k in ("type", "root", "labels")}) == {
+        "type": "folder", "root": "r", "labels": "l.csv", "split": {"seed": 7}}
+
+
+def test_a_new_key_with_a_neutral_default_leaves_tracked_params_unchanged(tmp_path):
+    """The rule that keeps results fresh across upgrades: a key added to a schema with a default
+    is not tracked until set to another value; one marked x-tracked: always is tracked at once."""
+    import shutil
+
+    from bioprobe.config import SCHEMA_DIR, tracked
+
+    config = load_config(REPO / "resources" / "configs" / "demo.yaml")
+    before = tracked(config["embed"], "embed.schema.yaml")
+    new_dir = tmp_path / "schemas"
+    shutil.copytree(SCHEMA_DIR, new_dir)
+    schema = yaml.safe_load((new_dir / "embed.schema.yaml").read_text())
+    schema["properties"]["new_neutral"] = {"type": "integer", "default": 0}
+    schema["properties"]["new_changing"] = {"type": "integer", "default": 1, "x-tracked": "always"}
+    (new_dir / "embed.schema.yaml").write_text(yaml.safe_dump(schema))
+    upgraded = validate_config(yaml.safe_load((REPO / "resources" / "configs" / "demo.yaml").read_text()), new_dir)
+    assert upgraded["embed"]["new_neutral"] == 0 and upgraded["embed"]["new_changing"] == 1  # filled in
+    after = tracked(upgraded["embed"], "embed.schema.yaml", schema_dir=new_dir)
+    assert after == {**before, "new_changing": 1}
+    assert tracked({**upgraded["embed"], "new_neutral": 3}, "embed.schema.yaml", schema_dir=new_dir)["new_neutral"] == 3

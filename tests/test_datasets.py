@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import subprocess
@@ -44,7 +45,8 @@ def watkins_data(tmp_path_factory):
 def test_watkins_manifest_follows_annotations(watkins_data):
     info, cfg, data_dir = watkins_data
     df = datasets.build_manifest("watkins", cfg, data_dir)
-    assert list(df.columns) == ["clip_id", "path", "start", "end", "label", "group"]
+    assert list(df.columns) == ["clip_id", "path", "start", "end", "label", "group", "exclude"]
+    assert (df["exclude"] == "").all()
     assert df["path"].tolist() == [f"watkins/{rel}" for rel, _ in info.rows]  # annotations.csv order
     assert df["label"].tolist() == [species for _, species in info.rows]
     assert df["start"].isna().all() and df["end"].isna().all()  # whole files
@@ -52,13 +54,23 @@ def test_watkins_manifest_follows_annotations(watkins_data):
     root = datasets.audio_root("watkins", cfg, data_dir)
     assert all((root / p).is_file() for p in df["path"])
     assert "Beluga,_White_Whale" in set(df["label"])  # commas in species names survive
+    assert df.attrs["study_counts"] == {"clips": len(info.rows), "classes": len({s for _, s in info.rows})}
 
 
-def test_watkins_min_clips_per_class_drops_rare_species(watkins_data):
+def test_watkins_min_clips_per_class_excludes_rare_species(watkins_data, tmp_path):
     _, cfg, data_dir = watkins_data
-    df = datasets.build_manifest("watkins", {**cfg, "min_clips_per_class": 3}, data_dir)
-    assert "Weddell_Seal" not in set(df["label"]) and df["label"].nunique() == 3
-    assert "Weddell_Seal" in df.attrs["manifest_dropped"]["classes"]
+    datasets.prepare("watkins", cfg, data_dir, tmp_path / "all")
+    datasets.prepare("watkins", {**cfg, "min_clips_per_class": 3}, data_dir, tmp_path / "min3")
+    # the clip list does not depend on the setting; the split marks the rare species excluded
+    assert (tmp_path / "all" / "clips.csv").read_bytes() == (tmp_path / "min3" / "clips.csv").read_bytes()
+    split = pd.read_csv(tmp_path / "min3" / "split.csv", keep_default_na=False)
+    rare = split["label"] == "Weddell_Seal"
+    assert rare.any() and (split.loc[rare, "split"] == "excluded").all()
+    assert (split.loc[rare, "exclude"] == "min_clips_per_class").all()
+    assert split.loc[~rare, "split"].isin(["train", "val", "test"]).all()
+    report = json.loads((tmp_path / "min3" / "leakage.json").read_text())
+    assert "Weddell_Seal" in report["dropped_classes"] and report["n_classes"] == 3
+    assert report["excluded"] == {"min_clips_per_class": int(rare.sum())}
     grouped = datasets.build_manifest("watkins", {**cfg, "group_prefix_chars": 3}, data_dir)
     assert grouped["group"].nunique() == 4  # file names of one species share their first 3 digits here
 
@@ -106,7 +118,7 @@ def test_imv_caller_task_labels_individuals(imv_data):
     assert all(f"Twin{lab[4]}_marmoset{lab[-1]}" in rec for lab, rec in zip(df["label"], df["recording"]))
 
 
-def test_imv_twin_subset_and_bad_rows(imv_data, tmp_path):
+def test_imv_twin_subset_and_bad_rows(imv_data, tmp_path, caplog):
     _, cfg, data_dir = imv_data
     only_first = datasets.build_manifest("imv", {**cfg, "twins": [1]}, data_dir)
     assert only_first["recording"].str.contains("Twin1").all()
@@ -127,6 +139,20 @@ def test_imv_twin_subset_and_bad_rows(imv_data, tmp_path):
     assert len(df) == 1 and df["label"].iloc[0] == "Phee"
     rows = df.attrs["manifest_dropped"]["rows"]
     assert (rows["empty_segment"], rows["unknown_calltype"], rows["recording_missing"]) == (1, 2, 1)
+    # counted as the study counted (before the end <= start row is dropped), compared with its counts
+    assert df.attrs["study_counts"] == {"clips": 2, "classes": 2}
+    with caplog.at_level(logging.WARNING):
+        datasets.prepare("imv", {"type": "imv"}, tmp_path, tmp_path / "out")
+    report = json.loads((tmp_path / "out" / "leakage.json").read_text())
+    assert report["study_counts"]["expected"] == {"clips": 72921, "classes": 11}
+    assert report["study_counts"]["found"] == {"clips": 2, "classes": 2} and not report["study_counts"]["match"]
+    assert report["warnings"] == ["imv: count differs from the study's (clips: expected 72921, found 2)",
+                                  "imv: count differs from the study's (classes: expected 11, found 2)"]
+    assert report["manifest_dropped"]["rows"]["empty_segment"] == 1
+    logged = caplog.text
+    assert "count differs from the study's (clips: expected 72921, found 2)" in logged
+    assert "dropped 1 call(s)" in logged and "end <= start" in logged
+    assert "study_counts" not in datasets.build_manifest("imv", {"type": "imv", "twins": [1]}, tmp_path).attrs
     (root / "labels.csv").write_text("filename,start,end,duration,calltype,caller\nnot_a_recording,0,1,1,1,1\n")
     with pytest.raises(ValueError, match=r"labels\.csv, line 2.*not_a_recording"):
         datasets.build_manifest("imv", {"type": "imv"}, tmp_path)
@@ -160,14 +186,17 @@ def test_abzaliev_manifest_drops_s_and_merges_dog_aliases(tmp_path, point_at_dat
     df = datasets.build_manifest("abzaliev", cfg, "unused")
     assert datasets.audio_root("abzaliev", cfg, "unused") == root / "data"
     assert all((root / "data" / p).is_file() for p in df["path"])
-    assert set(df["label"]) == {"L-S1", "L-A", "CH-P"}
-    assert len(df) == 5 * 3 * 2
+    used = df[df["exclude"] == ""]
+    assert set(used["label"]) == {"L-S1", "L-A", "CH-P"}
+    assert len(used) == 5 * 3 * 2 and len(df) == 5 * 4 * 2  # S files stay in the clip list, excluded
+    assert set(df.loc[df["label"] == "S", "exclude"]) == {"drop_codes"}
     assert sorted(df["dog"].unique()) == ["koster", "lazy", "luna", "mama fisgon"]
     assert (df["group"] == df["dog"]).all()
     assert set(df.loc[df["dog"] == "lazy", "dog_folder"]) == {"Lazy_150717", "lasy_2"}
     assert df.attrs["manifest_dropped"]["files_by_dropped_code"] == {"S": 10}
     keep_all = datasets.build_manifest("abzaliev", {**cfg, "drop_codes": []}, "unused")
-    assert "S" in set(keep_all["label"])
+    assert "S" in set(keep_all["label"]) and (keep_all["exclude"] == "").all()
+    assert keep_all["clip_id"].tolist() == df["clip_id"].tolist()
 
 
 def test_abzaliev_unknown_code_folder_is_an_error(tmp_path):
@@ -241,32 +270,103 @@ def test_folder_symlink_leaving_root_is_refused(tmp_path):
 # ---------------------------------------------------------------- prepare and the cheap API
 
 
-def test_prepare_writes_manifest_and_leakage_identically_each_run(tmp_path):
+def test_prepare_writes_clips_split_and_leakage_identically_each_run(tmp_path):
     labels = make_folder_dataset(tmp_path / "calls", files_per_label=10, groups_per_label=5)
     cfg = {**folder_cfg(tmp_path / "calls", labels), "split": {"method": "grouped", "seed": 3}}
     out1, out2 = tmp_path / "r1", tmp_path / "r2"
     for out in (out1, out2):
-        datasets.prepare("mine", cfg, "unused", out / "manifest.csv", out / "leakage.json")
-    assert (out1 / "manifest.csv").read_bytes() == (out2 / "manifest.csv").read_bytes()
-    df = pd.read_csv(out1 / "manifest.csv")
-    assert list(df.columns) == ["clip_id", "path", "start", "end", "label", "group", "split"]
+        datasets.prepare("mine", cfg, "unused", out)
+    for name in ("clips.csv", "split.csv", "leakage.json"):
+        assert (out1 / name).read_bytes() == (out2 / name).read_bytes()
+    clips = pd.read_csv(out1 / "clips.csv")
+    assert list(clips.columns) == ["clip_id", "path", "start", "end"]
+    df = pd.read_csv(out1 / "split.csv", keep_default_na=False)
+    assert list(df.columns) == ["clip_id", "label", "group", "split", "exclude"]
+    assert df["clip_id"].tolist() == clips["clip_id"].tolist()
     assert df.groupby("group")["split"].nunique().max() == 1
     report = json.loads((out1 / "leakage.json").read_text())
     assert report["dataset"] == "mine" and report["split"]["method"] == "grouped"
     assert report["ids"]["group"]["n_crossing_splits"] == 0
-    assert sorted(p.name for p in out1.iterdir()) == ["leakage.json", "manifest.csv"]  # no temporary files left
+    assert sorted(p.name for p in out1.iterdir()) == ["clips.csv", "leakage.json", "split.csv"]  # no temporary files left
+
+
+def test_split_settings_never_change_the_clip_list(tmp_path):
+    labels = make_folder_dataset(tmp_path / "calls", files_per_label=10, groups_per_label=5)
+    base = folder_cfg(tmp_path / "calls", labels)
+    variants = {
+        "base": base,
+        "seed": {**base, "split": {"seed": 7}},
+        "grouped": {**base, "split": {"method": "grouped"}},
+        "mapped": {**base, "label_map": {"bark": "noise", "growl": None}},
+    }
+    for name, cfg in variants.items():
+        datasets.prepare("mine", cfg, "unused", tmp_path / name)
+        assert (tmp_path / name / "clips.csv").read_bytes() == (tmp_path / "base" / "clips.csv").read_bytes(), name
+    mapped = pd.read_csv(tmp_path / "mapped" / "split.csv", keep_default_na=False)
+    growl = mapped["exclude"] == "label_map"
+    assert growl.sum() == 10 and (mapped.loc[growl, "split"] == "excluded").all()
+    assert "bark" not in set(mapped["label"]) and (mapped["label"] == "noise").sum() == 10
+    seed = pd.read_csv(tmp_path / "seed" / "split.csv")
+    assert seed["split"].tolist() != pd.read_csv(tmp_path / "base" / "split.csv")["split"].tolist()
+    # settings tracked by each rule: the split's keys are not the clip list's
+    assert datasets.clip_settings(variants["seed"]) == datasets.clip_settings(base)
+    assert datasets.split_settings(variants["seed"]) != datasets.split_settings(base)
+    assert datasets.split_settings(variants["mapped"])["label_map"] == {"bark": "noise", "growl": None}
+    from bioprobe.datasets.labels import apply_label_map
+
+    numeric = pd.DataFrame({"label": ["1", "2", "3"], "exclude": ["", "", ""]})
+    mapped = apply_label_map(numeric, {1: "one", 2: None})  # keys as YAML reads them
+    assert mapped["label"].tolist() == ["one", "2", "3"] and mapped["exclude"].tolist() == ["", "label_map", ""]
+
+
+def test_split_refuses_a_clip_list_that_no_longer_matches_the_data(tmp_path):
+    labels = make_folder_dataset(tmp_path / "calls", files_per_label=4)
+    cfg = folder_cfg(tmp_path / "calls", labels)
+    datasets.prepare("mine", cfg, "unused", tmp_path / "out")
+    rows = labels.read_text().splitlines()
+    labels.write_text("\n".join(rows[:-1]) + "\n")  # one clip fewer
+    with pytest.raises(ValueError, match=r"clips\.csv is out of date .*--forcerun clips"):
+        datasets.write_split("mine", cfg, "unused", tmp_path / "out" / "clips.csv", tmp_path / "s.csv", tmp_path / "l.json")
+
+
+def test_folder_clip_digest_follows_clip_columns_only(tmp_path):
+    from bioprobe.datasets import folder
+
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label,group\na.wav,bark,g1\nb.wav,growl,g2\n")
+    cfg = {"type": "folder", "root": str(tmp_path), "labels": str(csv)}
+    before = folder.clip_columns_digest(cfg)
+    csv.write_text("path,label,group\na.wav,growl,g9\nb.wav,growl,g2\n")  # labels and groups edited
+    assert folder.clip_columns_digest(cfg) == before
+    assert datasets.clip_settings(cfg)["clip_columns_sha256"] == before
+    assert datasets.clips_inputs("m", cfg, "unused") == [(str(csv), True)]  # its date is not tracked
+    csv.write_text("path,label,group\nb.wav,growl,g2\na.wav,growl,g9\n")  # clips re-ordered
+    assert folder.clip_columns_digest(cfg) != before
+    # a labels file made by the workflow itself (the demo's) is tracked by date, as any output
+    assert "clip_columns_sha256" not in datasets.clip_settings(cfg, made_by_workflow=(str(csv),))
+    assert datasets.clips_inputs("m", cfg, "unused", made_by_workflow=(str(csv),)) == [(str(csv), False)]
+
+
+def test_download_settings_track_only_what_is_downloaded():
+    base = {"type": "imv", "twins": [1, 2]}
+    assert datasets.download_settings({**base, "retries": 9, "task": "caller", "split": {"seed": 1},
+                                       "urls": None}) == datasets.download_settings(base)
+    assert datasets.download_settings({**base, "twins": [1]}) != datasets.download_settings(base)
+    assert datasets.download_settings({"type": "abzaliev", "path": "x"}) == {"type": "abzaliev", "sources": []}
+    watkins = {"type": "watkins"}
+    assert datasets.download_settings({**watkins, "min_clips_per_class": 3}) == datasets.download_settings(watkins)
 
 
 def test_prepare_default_split_per_type(tmp_path):
     labels = make_folder_dataset(tmp_path / "calls", files_per_label=5)
-    datasets.prepare("mine", folder_cfg(tmp_path / "calls", labels), "unused", tmp_path / "m.csv", tmp_path / "l.json")
-    assert json.loads((tmp_path / "l.json").read_text())["split"]["method"] == "stratified"
+    datasets.prepare("mine", folder_cfg(tmp_path / "calls", labels), "unused", tmp_path)
+    assert json.loads((tmp_path / "leakage.json").read_text())["split"]["method"] == "stratified"
     assert datasets.split_config({"type": "watkins"})["method"] == "random"
 
 
 def test_prepare_from_downloaded_imv_reports_recording_leakage(imv_data, tmp_path):
     _, cfg, data_dir = imv_data
-    datasets.prepare("imv", cfg, data_dir, tmp_path / "manifest.csv", tmp_path / "leakage.json")
+    datasets.prepare("imv", cfg, data_dir, tmp_path)
     report = json.loads((tmp_path / "leakage.json").read_text())
     assert set(report["ids"]) == {"group", "recording", "individual", "caller"}
     assert report["ids"]["recording"]["n_crossing_splits"] > 0  # the authors' random rule leaks recordings
@@ -315,10 +415,10 @@ def test_folder_predefined_split_column(tmp_path):
                                     for j, s in enumerate(("train", "val", "Test"))]
     csv.write_text("\n".join(lines) + "\n")
     cfg = {**folder_cfg(tmp_path, csv), "split": {"method": "predefined"}}
-    datasets.prepare("m", cfg, "unused", tmp_path / "m.csv", tmp_path / "l.json")
-    df = pd.read_csv(tmp_path / "m.csv")
+    datasets.prepare("m", cfg, "unused", tmp_path)
+    df = pd.read_csv(tmp_path / "split.csv")
     assert df["split"].tolist() == ["train", "val", "test"] * 2
-    assert "split" not in json.loads((tmp_path / "l.json").read_text())["ids"]
+    assert "split" not in json.loads((tmp_path / "leakage.json").read_text())["ids"]
     csv.write_text("path,label,split\naudio/bark/bark_000.wav,bark,dev\n")
     with pytest.raises(ValueError, match=r"mine\.csv, line 2: split 'dev' is not train, val or test"):
         datasets.build_manifest("m", cfg, "unused")
@@ -334,9 +434,9 @@ def test_served_configs_for_workflow_tests(tmp_path):
         assert icfg["twins"] == [3]
         for name, cfg in (("watkins", wcfg), ("imv", icfg)):
             datasets.download(name, cfg, tmp_path / "data", lock_file=tmp_path / "lock.json")
-            datasets.prepare(name, cfg, tmp_path / "data", tmp_path / name / "manifest.csv", tmp_path / name / "leakage.json")
-    assert len(pd.read_csv(tmp_path / "watkins" / "manifest.csv")) == 12
-    imv_manifest = pd.read_csv(tmp_path / "imv" / "manifest.csv")
+            datasets.prepare(name, cfg, tmp_path / "data", tmp_path / name)
+    assert len(pd.read_csv(tmp_path / "watkins" / "split.csv")) == 12
+    imv_manifest = pd.read_csv(tmp_path / "imv" / "split.csv")
     assert set(imv_manifest["label"]) == {"twin3_marmoset1", "twin3_marmoset2"}
     lock = json.loads((tmp_path / "lock.json").read_text())["files"]
     assert lock["watkins/watkins.zip"]["verified_against"].startswith("archive.org")

@@ -263,9 +263,7 @@ def test_budget_predicts_the_embedding_file_size(tiny, tmp_path, capsys):
     clips = tone_clips([8000, 3000, 16000 * 3] * 20)
     write_audio(results / "calls" / "audio16k.h5", clips)
     (results / "later").mkdir(parents=True)
-    (results / "later" / "manifest.csv").write_text(
-        "clip_id,path,start,end,label,group,split\na,x.wav,0.0,1.5,l,g,train\nb,x.wav,1.5,3.0,l,g,test\n"
-    )
+    (results / "later" / "clips.csv").write_text("clip_id,path,start,end\na,x.wav,0.0,1.5\nb,x.wav,1.5,3.0\n")
     config = {
         "model_cache": str(tmp_path / "cache"),
         "datasets": {"calls": {"type": "folder"}, "later": {"type": "folder"}, "off": {"type": "folder", "enabled": False}},

@@ -125,7 +125,9 @@ def first_layer_output(encoder):
 
 def assert_same_model_as(encoder, saved_dir, tmp_path):
     """``encoder`` computes exactly what the model saved in ``saved_dir`` computes."""
-    reference = load_encoder("ref", {"source": "huggingface", "id": str(saved_dir)}, tmp_path / "ref_cache")
+    mcfg = {"source": "huggingface", "id": str(saved_dir)}
+    fetch_weights("ref", mcfg, tmp_path / "ref_cache")  # a local folder: no network, even offline
+    reference = load_encoder("ref", mcfg, tmp_path / "ref_cache")
     torch.testing.assert_close(first_layer_output(encoder), first_layer_output(reference), atol=0, rtol=0)
 
 
@@ -380,3 +382,56 @@ def test_aves_partial_file_of_an_earlier_run_is_resumed_only_when_a_checksum_pin
     lock = fetch_weights("unpinned", {"source": "aves", **urls}, tmp_path / "c2")
     assert lock["files"]["weights"]["sha256"] == sha256_file(weights)
     assert [r.range for r in server.requests_for("/w/model.pt")][1:] == [None]
+
+
+# ------------------------------------------------------------------------------------------------
+# offline jobs (embed, probe)
+
+
+def test_an_offline_job_with_a_stale_lock_fails_without_a_request(hub, tiny, tmp_path, monkeypatch):
+    """A lock that does not match the model entry makes an offline job fail, naming fetch_weights;
+    nothing is requested from the hub."""
+    cache = tmp_path / "cache"
+    hub.add_repo("org/tiny-hubert", tiny["a"], COMMIT_A)
+    fetch_weights("h", {"source": "huggingface", "id": "org/tiny-hubert", "revision": "main"}, cache)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    requests = len(hub.log)
+    load_encoder("h", {"source": "huggingface", "id": "org/tiny-hubert", "revision": "main"}, cache)  # matching: fine
+    changed = {"source": "huggingface", "id": "org/tiny-hubert", "revision": COMMIT_B}
+    with pytest.raises(WeightsUnavailableError, match=r"locks/h\.json does not match the model entry \(differs in: revision\)"
+                                                      r".*offline.*Run fetch_weights first"):
+        load_encoder("h", changed, cache)
+    with pytest.raises(WeightsUnavailableError, match=r"there is no lock .*locks/other\.json.*Run fetch_weights"):
+        load_encoder("other", changed, cache)
+    assert len(hub.log) == requests
+    # online (the fetch_weights rule), the same entry is fetched
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    hub.add_repo("org/tiny-hubert", tiny["a"], COMMIT_B)
+    assert fetch_weights("h", changed, cache)["commit"] == COMMIT_B
+
+
+def test_embed_and_probe_scripts_go_offline_before_any_import(tmp_path):
+    import ast
+    import subprocess
+    import sys
+
+    scripts = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
+    for name, offline in (("embed.py", True), ("probe.py", True), ("fuse.py", True), ("fetch_weights.py", False)):
+        body = ast.parse((scripts / name).read_text()).body
+        calls = [i for i, node in enumerate(body) if isinstance(node, ast.Expr) and "go_offline" in ast.unparse(node)]
+        if not offline:
+            assert not calls and "HF_HUB_OFFLINE" not in (scripts / name).read_text(), name
+            continue
+        assert calls, f"{name} does not call go_offline()"
+        before = [ast.unparse(node) for node in body[: calls[0]] if isinstance(node, (ast.Import, ast.ImportFrom))]
+        assert before == ["import _bioprobe_path", "from bioprobe.smk import go_offline"], (name, before)
+    # what go_offline does: huggingface_hub, imported afterwards, is offline; imported before, an error
+    workflow = str(scripts.parent)
+    code = ("import sys; sys.path.insert(0, %r); from bioprobe.smk import go_offline; go_offline(); "
+            "import huggingface_hub.constants as c; print(c.HF_HUB_OFFLINE)") % workflow
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+    code = ("import sys; sys.path.insert(0, %r); import huggingface_hub; from bioprobe.smk import go_offline; "
+            "go_offline()") % workflow
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode != 0 and "imported before HF_HUB_OFFLINE was set" in out.stderr

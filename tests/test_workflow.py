@@ -69,7 +69,8 @@ def demo_run(tmp_path_factory):
 def test_every_expected_output_exists(demo_run):
     results = demo_run / "results"
     expected = [
-        "synthetic/manifest.csv",
+        "synthetic/clips.csv",
+        "synthetic/split.csv",
         "synthetic/leakage.json",
         "synthetic/audio16k.h5",
         "synthetic/comparisons.csv",
@@ -86,9 +87,12 @@ def test_every_expected_output_exists(demo_run):
     assert (results / "figures/layerwise_synthetic.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_manifest_audio_and_embeddings_agree(demo_run):
+def test_clips_split_audio_and_embeddings_agree(demo_run):
     results = demo_run / "results" / "synthetic"
-    manifest = pd.read_csv(results / "manifest.csv")
+    clips = pd.read_csv(results / "clips.csv")
+    assert list(clips.columns) == ["clip_id", "path", "start", "end"]
+    manifest = pd.read_csv(results / "split.csv")
+    assert manifest["clip_id"].tolist() == clips["clip_id"].tolist()
     assert len(manifest) == 120 and set(manifest["split"]) == {"train", "val", "test"}
     # stratified 70/20/10: every class in every split
     assert (manifest.groupby("split")["label"].nunique() == 4).all()
@@ -132,7 +136,7 @@ def test_model_change_reschedules_only_that_model(demo_run, tmp_path):
     config = changed_config(tmp_path, lambda c: c["models"]["tiny_wavlm"].update(revision="another"))
     jobs = planned_jobs(demo_run, config)
     assert jobs.get("embed") == 1 and jobs.get("probe") == 1 and jobs.get("fetch_weights") == 1
-    assert "resample" not in jobs and "prepare" not in jobs
+    assert not {"resample", "clips", "split"} & set(jobs), jobs
     assert jobs.get("fuse") == 1 and jobs.get("tables") == 1
 
 
@@ -152,7 +156,7 @@ def test_probe_change_does_not_reembed(demo_run, tmp_path):
     config = changed_config(tmp_path, lambda c: c["probes"]["mlp"].update(seeds=[42]))
     jobs = planned_jobs(demo_run, config)
     assert jobs.get("probe") == len(MODELS)
-    assert not {"embed", "resample", "prepare", "fetch_weights"} & set(jobs), jobs
+    assert not {"embed", "resample", "clips", "split", "fetch_weights"} & set(jobs), jobs
 
 
 def test_extensions_label_efficiency_and_cheapest_layer(demo_run):

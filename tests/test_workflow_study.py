@@ -84,6 +84,7 @@ def study_run(tmp_path_factory):
         third = run_snakemake(workdir, configfile, "-n")
         requests_after_rerun = len(server.requests) - first_requests
     return {"workdir": workdir, "config": config, "watkins": watkins, "imv": imv, "second_dry_run": second,
+            "aves_config": json.loads(Path(aves_config).read_text()),
             "requests_after_rerun": requests_after_rerun, "rerun": rerun,
             "third_dry_run": third}
 
@@ -100,20 +101,33 @@ def test_downloads_verified_once(study_run):
     assert "Nothing to be done" in study_run["third_dry_run"].stdout + study_run["third_dry_run"].stderr
 
 
-def test_manifests_follow_each_dataset_rules(study_run):
+def test_clip_lists_and_splits_follow_each_dataset_rules(study_run):
     results = study_run["workdir"] / "results"
-    watkins = pd.read_csv(results / "watkins" / "manifest.csv")
-    assert "Weddell_Seal" not in set(watkins["label"])  # 2 files < min_clips_per_class 3
-    assert len(watkins) == 42 and (watkins.groupby("split")["label"].nunique() == 3).all()
-    imv = pd.read_csv(results / "imv" / "manifest.csv")
-    assert len(imv) == 8 * 12  # 8 recordings x 12 calls; Silence and Noise dropped
-    assert imv["start"].notna().all() and (imv["end"] > imv["start"]).all()
-    abz = pd.read_csv(results / "abzaliev" / "manifest.csv")
-    assert "S" not in set(abz["label"])
-    dogs_per_split = abz.groupby("group")["split"].nunique()
+
+    def tables(dataset):
+        clips = pd.read_csv(results / dataset / "clips.csv")
+        split = pd.read_csv(results / dataset / "split.csv", keep_default_na=False)
+        assert list(clips.columns) == ["clip_id", "path", "start", "end"]
+        assert split["clip_id"].tolist() == clips["clip_id"].tolist()
+        return clips, split
+
+    clips, watkins = tables("watkins")
+    assert len(clips) == 44  # every file is a clip; Weddell_Seal's 2 files < min_clips_per_class 3 are excluded
+    weddell = watkins["label"] == "Weddell_Seal"
+    assert weddell.sum() == 2 and (watkins.loc[weddell, "split"] == "excluded").all()
+    used = watkins[watkins["split"] != "excluded"]
+    assert len(used) == 42 and (used.groupby("split")["label"].nunique() == 3).all()
+    clips, imv = tables("imv")
+    assert len(clips) == 8 * 12  # 8 recordings x 12 calls; Silence and Noise dropped
+    assert clips["start"].notna().all() and (clips["end"] > clips["start"]).all()
+    assert set(imv["split"]) == {"train", "val", "test"}
+    _, abz = tables("abzaliev")
+    assert set(abz.loc[abz["label"] == "S", "split"]) == {"excluded"}
+    assert set(abz.loc[abz["split"] != "excluded", "label"]) == {c for c in set(abz["label"]) if c != "S"}
+    dogs_per_split = abz[abz["split"] != "excluded"].groupby("group")["split"].nunique()
     assert (dogs_per_split == 1).all()  # grouped: no dog in two splits
     leakage = json.loads((results / "abzaliev" / "leakage.json").read_text())
-    assert leakage
+    assert leakage["excluded"] == {"drop_codes": int((abz["label"] == "S").sum())}
 
 
 def test_every_dataset_is_learned_by_the_baseline(study_run):
@@ -133,9 +147,8 @@ def test_aves_gives_thirteen_style_layers_and_figures_exist(study_run):
     results = study_run["workdir"] / "results"
     with h5py.File(results / "imv" / "embeddings" / "aves_tiny.h5") as h5:
         n, layers, dim = h5["features"].shape
-        lock = json.loads((study_run["workdir"] / "cache" / "locks" / "aves_tiny.json").read_text())
-        # layer 0 is the transformer input, then one per transformer layer
-        assert layers == lock.get("n_layers", layers) and layers >= 3
+        # layer 0, then one per transformer layer: the count the model's own config gives
+        assert layers == study_run["aves_config"]["encoder_num_layers"] + 1 == 3
         assert n == 96
     for dataset in ("watkins", "imv", "abzaliev"):
         assert (results / "figures" / f"layerwise_{dataset}.png").stat().st_size > 10_000

@@ -40,3 +40,28 @@ def test_non_finite_features_are_named(dataset_files, tmp_path):
     write_embeddings(tmp_path / "nan.h5", broken, [f"clip{i:04d}" for i in range(N_CLIPS)], {})
     with pytest.raises(ValueError, match=r"nan\.h5: non-finite features for 1 clip.*clip0007"):
         load_probe_data(tmp_path / "nan.h5", root / "manifest.csv")
+
+
+def test_excluded_clips_are_ignored_and_extra_embeddings_allowed(dataset_files, tmp_path):
+    import pandas as pd
+
+    root, features, labels, split = dataset_files
+    table = pd.read_csv(root / "manifest.csv", keep_default_na=False)
+    table = table.drop(columns=["path", "start", "end"])
+    excluded = np.zeros(N_CLIPS, dtype=bool)
+    excluded[::7] = True
+    excluded |= (table["label"] == "egg").to_numpy()  # a whole class excluded (e.g. drop_codes)
+    table.loc[excluded, "split"] = "excluded"
+    table.loc[excluded, "label"] = "dropped code"  # an excluded clip's label is not a class
+    table.to_csv(tmp_path / "split.csv", index=False)
+    data = load_probe_data(root / "emb.h5", tmp_path / "split.csv")  # the embeddings hold every clip
+    assert data.clip_ids == [c for c, e in zip(table["clip_id"], excluded) if not e]
+    assert data.classes == ["phee", "trill", "twitter"]
+    np.testing.assert_array_equal(data.features, features[~excluded])
+    assert set(data.split) == {"train", "val", "test"}
+    # a used clip without an embedding is still an error
+    write_embeddings(tmp_path / "short.h5", features[1:], [f"clip{i:04d}" for i in range(1, N_CLIPS)], {})
+    table.loc[0, "split"] = "train"
+    table.to_csv(tmp_path / "split.csv", index=False)
+    with pytest.raises(ValueError, match=r"short\.h5: 1 clip\(s\) of the split file have no embedding.*clip0000"):
+        load_probe_data(tmp_path / "short.h5", tmp_path / "split.csv")

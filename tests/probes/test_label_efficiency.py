@@ -15,6 +15,7 @@ from bioprobe.probes.label_efficiency import (
     read_label_efficiency,
     resolve_label_efficiency_config,
     run_label_efficiency_job,
+    used_probe_settings,
 )
 from bioprobe.probes.train import group_seed, predict_logits, train_stacked
 
@@ -114,3 +115,13 @@ def test_job_writes_a_table_the_reader_reads(dataset_files, tmp_path):
     assert len(table) == 2 * 2 * 3 and set(table["k"]) == {2, ALL}
     assert set(table["n_test"]) == {int((split == "test").sum())}
     assert (table["dataset"] == "d").all() and (table["model"] == "toy").all()
+
+
+def test_the_probe_seeds_and_ci_settings_are_not_used():
+    entry = {"type": "mlp", "seeds": [1, 2], "epochs": 4, "n_boot": 10, "ci_level": 0.9, "bootstrap_seed": 3}
+    assert used_probe_settings(entry) == {"type": "mlp", "epochs": 4}
+    features, labels, split = synthetic()
+    le = resolve_label_efficiency_config({"k": [2], "draws": 2})
+    rows = [fit_label_efficiency(probe_data(features, labels, split, [1]), resolve_probe_config("m", e), le)
+            for e in (entry, used_probe_settings(entry))]
+    assert rows[0] == rows[1]

@@ -2,6 +2,7 @@
 evaluates the best or last epoch, and the linear and weighted-sum probes."""
 
 import numpy as np
+import pytest
 import torch
 
 from bioprobe.probes.config import ALL_LAYERS, resolve_probe_config
@@ -68,3 +69,20 @@ def test_linear_and_weighted_sum_probes():
     assert weights.shape == (2, N_LAYERS)
     np.testing.assert_allclose(weights.sum(1), 1.0, atol=1e-6)
     assert uar(y_test, ws.posteriors["test"][0, 0].argmax(-1)) > 0.9
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_training_restores_the_callers_denormal_setting(before):
+    from bioprobe.probes.train import denormals_flushed
+
+    features, labels, split = synthetic(n=60)
+    seen = []
+    torch.set_flush_denormal(before)
+    try:
+        assert denormals_flushed() is before
+        cfg = resolve_probe_config("mlp", {"type": "mlp", "epochs": 2, "seeds": [0]})
+        fit_probe(probe_data(features, labels, split, [0, 1]), cfg, log=lambda _msg: seen.append(denormals_flushed()))
+        assert seen and all(seen)  # flushed while training (the trainer logs every epoch)
+        assert denormals_flushed() is before  # and the caller's setting is back afterwards
+    finally:
+        torch.set_flush_denormal(False)

@@ -3,7 +3,7 @@
     python -m bioprobe.budget --config config.yaml [--results results] [--rtf 0.12]
 
 Clip lengths come from ``results/{dataset}/audio16k.h5`` when resampling is done, else from
-``results/{dataset}/manifest.csv`` (``start``/``end``, or the audio file's header when ``end`` is
+``results/{dataset}/clips.csv`` (``start``/``end``, or the audio file's header when ``end`` is
 empty). Layer count and width come from the model's cached config when the weights were fetched,
 else the base-model shape (13 layers x 768) is assumed and marked so. ``--rtf`` (seconds of
 compute per second of audio, see docs/models.md for measured values) adds compute hours.
@@ -91,9 +91,9 @@ def clip_lengths(dataset: str, dcfg: Mapping, results_dir: Path, data_dir: Path,
 
         with AudioReader(audio) as reader:
             return reader.lengths.astype(np.int64), str(audio)
-    manifest = results_dir / dataset / "manifest.csv"
+    manifest = results_dir / dataset / "clips.csv"
     if not manifest.exists():
-        return None, "not prepared yet (run the prepare rule first)"
+        return None, "no clip list yet (run the clips rule first: snakemake --until clips)"
     import pandas as pd
 
     rows = pd.read_csv(manifest)

@@ -49,7 +49,8 @@ def _refs(node) -> set[str]:
     return found
 
 
-def _validator(schemas: dict[str, dict]):
+def _validator(schemas: dict[str, dict], root: dict | None = None):
+    """A validator of ``root`` (default: the main schema) that fills in defaults while validating."""
     import jsonschema
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT202012
@@ -68,7 +69,7 @@ def _validator(schemas: dict[str, dict]):
         yield from jsonschema.Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, schema)
 
     filling = jsonschema.validators.extend(base, {"properties": fill_defaults})
-    return filling(schemas[MAIN_SCHEMA], registry=registry)
+    return filling(schemas[MAIN_SCHEMA] if root is None else root, registry=registry)
 
 
 def _describe(error) -> str:
@@ -152,8 +153,107 @@ def embed_result_settings(embed: dict) -> dict:
 
 def embed_settings(result_settings: dict, config: dict) -> dict:
     """All ``embed:`` settings for a job: the tracked ones plus the runtime ones from ``config``."""
-    runtime = {k: v for k, v in (config.get("embed") or {}).items() if k in EMBED_RUNTIME_KEYS}
-    return {**result_settings, **runtime}
+    # the config's section (defaults filled) under the tracked settings, which may leave out
+    # values equal to their schema default (see tracked())
+    return {**(config.get("embed") or {}), **result_settings}
+
+
+# --- Tracked params -------------------------------------------------------------------------
+# A rule's params are what Snakemake compares with the run that made its outputs. Schema defaults
+# are filled into the config, so a key added to a schema with a default would change every
+# rule's params and make every result stale. Hence the rule: a setting is tracked only when its
+# value differs from its schema default, or when its schema marks it ``x-tracked: always``. A new
+# key whose default reproduces the behaviour without it needs nothing; a new key whose default
+# changes results must be marked ``x-tracked: always`` (results made before it become stale
+# once, as they should).
+
+TRACKED_ALWAYS = "x-tracked"
+
+
+_SCHEMAS_CACHE: dict = {}
+_VALIDATORS_CACHE: dict = {}
+
+
+def _schemas(schema_dir: Path) -> dict[str, dict]:
+    """:func:`load_schemas`, read once per folder (the Snakefile asks for defaults many times)."""
+    key = str(schema_dir)
+    if key not in _SCHEMAS_CACHE:
+        _SCHEMAS_CACHE[key] = load_schemas(schema_dir)
+    return _SCHEMAS_CACHE[key]
+
+
+def _subschema(schema_dir: Path, schema_file: str, *path: str) -> dict:
+    node = _schemas(schema_dir)[schema_file]
+    for key in path:
+        node = node["properties"][key]
+    return node
+
+
+def _always_tracked(node) -> set[str]:
+    """Property names marked ``x-tracked: always`` anywhere in a schema node."""
+    found = set()
+    if isinstance(node, dict):
+        for key, sub in (node.get("properties") or {}).items():
+            if isinstance(sub, dict) and sub.get(TRACKED_ALWAYS) == "always":
+                found.add(key)
+        for value in node.values():
+            found |= _always_tracked(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _always_tracked(value)
+    return found
+
+
+_DEFAULTS_CACHE: dict = {}
+
+
+def schema_defaults(schema_file: str, path: tuple[str, ...] = (), minimal: dict | None = None,
+                    schema_dir: Path = SCHEMA_DIR) -> tuple[dict, set[str]]:
+    """The values the schema fills into ``minimal`` (default ``{}``), and the always-tracked keys.
+
+    ``schema_file``/``path`` name the schema of one section or entry (``("config.schema.yaml",
+    ("audio",))``, ``("datasets.schema.yaml", ())``); ``minimal`` holds the keys that select
+    type-dependent defaults (a dataset's ``type``, ``root``, ``labels``).
+    """
+    key = (str(schema_dir), schema_file, path, repr(sorted((minimal or {}).items())))
+    if key not in _DEFAULTS_CACHE:
+        schema = _subschema(schema_dir, schema_file, *path)
+        vkey = key[:3]
+        if vkey not in _VALIDATORS_CACHE:
+            _VALIDATORS_CACHE[vkey] = _validator(_schemas(schema_dir), root=schema)
+        filled = copy.deepcopy(minimal or {})
+        list(_VALIDATORS_CACHE[vkey].iter_errors(filled))
+        _DEFAULTS_CACHE[key] = (filled, _always_tracked(schema))
+    filled, always = _DEFAULTS_CACHE[key]
+    return copy.deepcopy(filled), set(always)
+
+
+def without_defaults(value, defaults, always: set[str] = frozenset()):
+    """``value`` without the keys (recursively) equal to their entry in ``defaults``.
+
+    Keys named in ``always`` are kept whatever their value; a nested setting left empty is dropped.
+    """
+    if not isinstance(value, dict) or not isinstance(defaults, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if key in always or key not in defaults:
+            out[key] = item
+            continue
+        if isinstance(item, dict) and isinstance(defaults[key], dict):
+            inner = without_defaults(item, defaults[key], always)
+            if inner:
+                out[key] = inner
+        elif item != defaults[key]:
+            out[key] = item
+    return out
+
+
+def tracked(value: dict, schema_file: str, path: tuple[str, ...] = (), minimal: dict | None = None,
+            schema_dir: Path = SCHEMA_DIR) -> dict:
+    """The part of a config section that a rule tracks as ``params`` (see the rule above)."""
+    defaults, always = schema_defaults(schema_file, path, minimal, schema_dir)
+    return without_defaults(value, defaults, always | set(minimal or {}))
 
 
 # Sections whose entry order means something (figure legends, table rows): kept as written.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -37,3 +38,16 @@ def logged(snakemake):
             raise
         finally:
             root.removeHandler(handler)
+
+
+def go_offline() -> None:
+    """Keep this job off the network: ``HF_HUB_OFFLINE=1`` for huggingface_hub / transformers.
+
+    huggingface_hub reads the variable once, when it is imported: call this before anything
+    imports it (first thing in the embed and probe scripts; never in fetch_weights). Raises if
+    it was imported already, since setting the variable then would change nothing.
+    """
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    if "huggingface_hub" in sys.modules:
+        raise RuntimeError("huggingface_hub was imported before HF_HUB_OFFLINE was set; "
+                           "call bioprobe.smk.go_offline() before importing anything that imports it")

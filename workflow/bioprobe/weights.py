@@ -366,10 +366,29 @@ def fetch_weights(name: str, mcfg: Mapping, cache_dir, models: Mapping | None = 
     return lock
 
 
+def is_offline() -> bool:
+    """True when this process may not reach the network (``HF_HUB_OFFLINE`` set, as in embed jobs)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def ensure_lock(name: str, mcfg: Mapping, cache_dir, models: Mapping | None = None) -> dict:
-    """The lock of ``name``: the existing one when it matches the config, else fetch (needs network)."""
+    """The lock of ``name``: the existing one when it matches the config, else fetch (needs network).
+
+    Offline (:func:`is_offline`, e.g. in an embedding job) a missing or non-matching lock is an
+    error saying to run ``fetch_weights``: a GPU job never downloads.
+    """
     ident = _lock_identity(name, mcfg, models)
     prior = read_lock(name, cache_dir)
     if prior is not None and _lock_matches(prior, ident):
         return prior  # the loaders verify each file they read (locked_file / verify_lock)
+    if is_offline():
+        path = lock_path(name, Path(cache_dir))
+        if prior is None:
+            what = f"there is no lock {path}"
+        else:
+            differ = sorted(k for k, v in ident.items() if prior.get(k) != v)
+            what = f"the lock {path} does not match the model entry (differs in: {', '.join(differ)})"
+        raise WeightsUnavailableError(
+            f"model {name!r}: {what}, and this job is offline (HF_HUB_OFFLINE=1): it never downloads. "
+            "Run fetch_weights first, on a machine with internet access: snakemake --until fetch_weights")
     return fetch_weights(name, mcfg, cache_dir, models)

@@ -5,7 +5,7 @@ import sys
 
 from bioprobe import datasets as bp_datasets
 from bioprobe import models as bp_models
-from bioprobe.config import embed_result_settings
+from bioprobe.config import embed_result_settings, tracked
 
 # Normalised, so that paths built here and by the library compare equal ("data/" == "data").
 DATA_DIR = os.path.normpath(config["data_dir"])
@@ -73,8 +73,12 @@ def fusion_cfg(wildcards):
     return config["fusion"][wildcards.fusion]
 
 
-def manifest(dataset):
-    return f"{RESULTS}/{dataset}/manifest.csv"
+def clips_csv(dataset):
+    return f"{RESULTS}/{dataset}/clips.csv"
+
+
+def split_csv(dataset):
+    return f"{RESULTS}/{dataset}/split.csv"
 
 
 def embeddings(dataset, model):
@@ -115,6 +119,37 @@ def all_outputs():
 
 def prepare_inputs(wildcards):
     return bp_datasets.prepare_inputs(wildcards.dataset, dataset_cfg(wildcards), DATA_DIR)
+
+
+# Source files this workflow makes itself (the demo's labels): tracked by date like any output.
+MADE_BY_WORKFLOW = tuple(
+    f"{d['out']}/labels.csv" for d in [(config.get("demo") or {}).get("calls")] if d
+)
+
+
+def clips_inputs(wildcards):
+    pairs = bp_datasets.clips_inputs(wildcards.dataset, dataset_cfg(wildcards), DATA_DIR, MADE_BY_WORKFLOW)
+    return [ancient(path) if is_ancient else path for path, is_ancient in pairs]
+
+
+def download_settings(wildcards):
+    return bp_datasets.download_settings(dataset_cfg(wildcards))
+
+
+def audio_settings():
+    # what the resampled audio depends on; the resample script reads the full section from config
+    return tracked(config["audio"], "config.schema.yaml", ("audio",))
+
+
+def embed_tracked():
+    # batch size and device are not tracked; nor are settings left at their schema default
+    return tracked(embed_result_settings(config["embed"]), "embed.schema.yaml")
+
+
+def figure_models():
+    # what figures and tables show of each model: its name, group and pairing, in config order
+    keys = (*bp_models.DESCRIPTIVE_KEYS, "source")
+    return {m: {k: v for k, v in mcfg.items() if k in keys} for m, mcfg in config["models"].items()}
 
 
 def audio_root(wildcards):

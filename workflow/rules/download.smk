@@ -6,7 +6,7 @@ rule download:
     output:
         marker=f"{DATA_DIR}/{{dataset}}/.complete.json",
     params:
-        dcfg=dataset_cfg,
+        settings=download_settings,  # only what changes what is downloaded
         data_dir=lambda wc, output: os.path.dirname(os.path.dirname(output.marker)),
     log:
         f"{LOGS}/download/{{dataset}}.log",

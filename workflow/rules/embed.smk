@@ -30,7 +30,7 @@ rule embed:
         embeddings=f"{RESULTS}/{{dataset}}/embeddings/{{model}}.h5",
     params:
         mcfg=model_weights_cfg,
-        embed=embed_result_settings(config["embed"]),  # batch size and device are not tracked
+        embed=embed_tracked(),
         cache=lambda wc, input: os.path.dirname(os.path.dirname(input.lock)),
     log:
         f"{LOGS}/embed/{{dataset}}/{{model}}.log",

@@ -6,12 +6,12 @@
 rule label_efficiency:
     input:
         embeddings=f"{RESULTS}/{{dataset}}/embeddings/{{model}}.h5",
-        manifest=f"{RESULTS}/{{dataset}}/manifest.csv",
+        split=f"{RESULTS}/{{dataset}}/split.csv",
     output:
         csv=f"{RESULTS}/{{dataset}}/label_efficiency/{{model}}/{{probe}}.csv",
     params:
-        pcfg=probe_cfg,
-        le=LABEL_EFFICIENCY,
+        pcfg=label_efficiency_probe_cfg,
+        le=tracked(LABEL_EFFICIENCY or {}, "label_efficiency.schema.yaml"),
         device=config["probe_device"],
     log:
         f"{LOGS}/label_efficiency/{{dataset}}/{{model}}/{{probe}}.log",
@@ -31,13 +31,13 @@ rule label_efficiency_fusion:
     input:
         scores=lambda wc: [f"{probe_dir(wc.dataset, m, fusion_cfg(wc).get('probe', 'mlp'))}/scores.csv" for m in fusion_models(wc)],
         embeddings=lambda wc: [embeddings(wc.dataset, m) for m in fusion_models(wc)],
-        manifest=f"{RESULTS}/{{dataset}}/manifest.csv",
+        split=f"{RESULTS}/{{dataset}}/split.csv",
     output:
         csv=f"{RESULTS}/{{dataset}}/label_efficiency/{{fusion}}/{{probe}}.csv",
     params:
-        fcfg=fusion_cfg,
-        pcfg=probe_cfg,
-        le=LABEL_EFFICIENCY,
+        fcfg=lambda wc: tracked(fusion_cfg(wc), "fusion.schema.yaml"),
+        pcfg=label_efficiency_probe_cfg,
+        le=tracked(LABEL_EFFICIENCY or {}, "label_efficiency.schema.yaml"),
         models=fusion_models,
         probe_dirs=lambda wc: {m: probe_dir(wc.dataset, m, fusion_cfg(wc).get("probe", "mlp")) for m in fusion_models(wc)},
         device=config["probe_device"],
@@ -65,7 +65,7 @@ rule label_efficiency_figure:
             category="Label efficiency",
         ),
     params:
-        models=config["models"],
+        models=figure_models(),
         dataset="{dataset}",
     log:
         f"{LOGS}/figures/label_efficiency_{{dataset}}_{{fmt}}.log",
@@ -85,8 +85,8 @@ rule cheapest_layer:
     output:
         csv=f"{RESULTS}/{{dataset}}/cheapest_layer.csv",
     params:
-        cfg=CHEAPEST,
-        models=config["models"],
+        cfg=tracked(CHEAPEST or {}, "cheapest_layer.schema.yaml"),
+        models=figure_models(),
         entries={m: bp_models.rule_params(m, config["models"]) for m in MODELS},
         probe_dirs=lambda wc: {m: probe_dir(wc.dataset, m, CHEAPEST["probe"]) for m in MODELS},
         cache=lambda wc, input: os.path.dirname(os.path.dirname(input.locks[0])),

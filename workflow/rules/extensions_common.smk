@@ -1,4 +1,5 @@
 # Names and paths of the extensions (docs/extensions.md), used by workflow/rules/extensions.smk.
+from bioprobe.probes.label_efficiency import used_probe_settings
 
 LABEL_EFFICIENCY = config.get("label_efficiency")
 CHEAPEST = config.get("cheapest_layer")
@@ -26,3 +27,8 @@ def extension_outputs():
     if CHEAPEST and DATASETS:
         outs += [f"{RESULTS}/tables/cheapest_layer.{ext}" for ext in ("csv", "md")]
     return outs
+
+
+def label_efficiency_probe_cfg(wildcards):
+    # the probe's seeds and CI settings are not used by label efficiency: not tracked
+    return used_probe_settings(probe_cfg(wildcards))

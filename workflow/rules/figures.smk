@@ -11,7 +11,7 @@ rule layerwise_figure:
             category="Layer-wise UAR",
         ),
     params:
-        models=config["models"],
+        models=figure_models(),
         dataset="{dataset}",
     log:
         f"{LOGS}/figures/layerwise_{{dataset}}_{{fmt}}.log",
@@ -34,8 +34,8 @@ rule tables:
         best_md=f"{RESULTS}/tables/best_layer.md",
         all_scores=f"{RESULTS}/tables/all_scores.csv",
     params:
-        models=config["models"],
-        fusion=config.get("fusion") or {},
+        models=figure_models(),
+        fusion={f: tracked(fcfg, "fusion.schema.yaml") for f, fcfg in (config.get("fusion") or {}).items()},
         datasets={d: config['datasets'][d]['type'] for d in DATASETS},
     log:
         f"{LOGS}/figures/tables.log",

@@ -5,7 +5,7 @@ rule fuse:
     input:
         scores=lambda wc: [f"{probe_dir(wc.dataset, m, fusion_cfg(wc)['probe'])}/scores.csv" for m in fusion_models(wc)],
         embeddings=lambda wc: [embeddings(wc.dataset, m) for m in fusion_models(wc)],
-        manifest=f"{RESULTS}/{{dataset}}/manifest.csv",
+        split=f"{RESULTS}/{{dataset}}/split.csv",
     output:
         scores=f"{RESULTS}/{{dataset}}/fusion/{{fusion}}/scores.csv",
         predictions=f"{RESULTS}/{{dataset}}/fusion/{{fusion}}/predictions.h5",
@@ -13,7 +13,7 @@ rule fuse:
         confusion=f"{RESULTS}/{{dataset}}/fusion/{{fusion}}/confusion.csv",
         definition=f"{RESULTS}/{{dataset}}/fusion/{{fusion}}/definition.json",
     params:
-        fcfg=fusion_cfg,
+        fcfg=lambda wc: tracked(fusion_cfg(wc), "fusion.schema.yaml"),
         pcfg=lambda wc: config["probes"][fusion_cfg(wc)["probe"]],
         models=fusion_models,
         out_dir=lambda wc: fusion_dir(wc.dataset, wc.fusion),

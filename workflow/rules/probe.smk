@@ -4,7 +4,7 @@
 rule probe:
     input:
         embeddings=f"{RESULTS}/{{dataset}}/embeddings/{{model}}.h5",
-        manifest=f"{RESULTS}/{{dataset}}/manifest.csv",
+        split=f"{RESULTS}/{{dataset}}/split.csv",
     output:
         scores=f"{RESULTS}/{{dataset}}/probes/{{model}}/{{probe}}/scores.csv",
         predictions=f"{RESULTS}/{{dataset}}/probes/{{model}}/{{probe}}/predictions.h5",
@@ -34,7 +34,7 @@ rule compare:
     output:
         comparisons=f"{RESULTS}/{{dataset}}/comparisons.csv",
     params:
-        models=config["models"],
+        models=figure_models(),
         probe_dirs=lambda wc: {(m, p): probe_dir(wc.dataset, m, p) for m in MODELS for p in PROBES},
     log:
         f"{LOGS}/compare/{{dataset}}.log",

@@ -1,14 +1,14 @@
-# Every clip of a dataset as 16 kHz mono float32 in one HDF5 file.
+# Every clip of clips.csv as 16 kHz mono float32 in one HDF5 file.
 
 
 rule resample:
     input:
-        manifest=f"{RESULTS}/{{dataset}}/manifest.csv",
+        clips=f"{RESULTS}/{{dataset}}/clips.csv",
     output:
         audio=f"{RESULTS}/{{dataset}}/audio16k.h5",
     params:
         root=audio_root,
-        audio=config["audio"],
+        audio=audio_settings(),
     log:
         f"{LOGS}/resample/{{dataset}}.log",
     benchmark:

@@ -3,4 +3,5 @@ from bioprobe import datasets
 from bioprobe.smk import logged
 
 with logged(snakemake):
-    datasets.download(snakemake.wildcards.dataset, snakemake.params.dcfg, snakemake.params.data_dir)
+    name = snakemake.wildcards.dataset
+    datasets.download(name, snakemake.config["datasets"][name], snakemake.params.data_dir)

@@ -1,7 +1,11 @@
 import _bioprobe_path  # noqa: F401  (first: makes bioprobe importable)
-from bioprobe.config import embed_settings
-from bioprobe.embed import embed_dataset
-from bioprobe.smk import logged
+from bioprobe.smk import go_offline
+
+go_offline()  # HF_HUB_OFFLINE=1 before anything imports huggingface_hub: this job never downloads
+
+from bioprobe.config import embed_settings  # noqa: E402
+from bioprobe.embed import embed_dataset  # noqa: E402
+from bioprobe.smk import logged  # noqa: E402
 
 with logged(snakemake):
     embed_dataset(

@@ -5,7 +5,7 @@ from bioprobe.smk import logged
 with logged(snakemake):
     run_label_efficiency_job(
         snakemake.input.embeddings,
-        snakemake.input.manifest,
+        snakemake.input.split,
         snakemake.output.csv,
         dataset=snakemake.wildcards.dataset,
         model=snakemake.wildcards.model,

@@ -7,7 +7,7 @@ with logged(snakemake):
         snakemake.wildcards.dataset,
         snakemake.wildcards.fusion,
         snakemake.params.fcfg,
-        snakemake.input.manifest,
+        snakemake.input.split,
         embeddings=dict(zip(snakemake.params.models, snakemake.input.embeddings)),
         probe_dirs=snakemake.params.probe_dirs,
         out_csv=snakemake.output.csv,

@@ -1,12 +1,20 @@
-"""Dataset types: where each dataset's files come from and how they become a manifest.
+"""Dataset types: where each dataset's files come from and how they become two tables.
 
 The Snakefile calls the cheap helpers here at parse time (:func:`needs_download`,
-:func:`dataset_is_available`, :func:`audio_root`, :func:`prepare_inputs`), so importing this
+:func:`dataset_is_available`, :func:`audio_root`, :func:`prepare_inputs`, :func:`clips_inputs`,
+:func:`download_settings`, :func:`clip_settings`, :func:`split_settings`), so importing this
 package loads neither pandas nor torch; each type's module imports them inside its functions.
 
-A manifest (``results/{dataset}/manifest.csv``) has one row per clip::
+A type's loader (:func:`build_manifest`) gives one table, one row per clip::
 
-    clip_id, path, start, end, label, group, [extra id columns...], split
+    clip_id, path, start, end, label, group, [extra id columns...], exclude
+
+and two rules write two files from it:
+
+* ``results/{dataset}/clips.csv`` (:func:`write_clips`): ``clip_id, path, start, end``, what
+  audio each clip is. It depends only on the type's ``CLIP_KEYS`` and the data.
+* ``results/{dataset}/split.csv`` (:func:`write_split`, :mod:`.labels`): ``clip_id, label,
+  group, [extra id columns...], split, exclude``, with ``split`` in train/val/test/excluded.
 
 ``path`` is relative to :func:`audio_root`; ``start``/``end`` are seconds, empty for a whole
 file; ``group`` is the unit a grouped split keeps together (file, recording, dog); extra
@@ -20,7 +28,7 @@ import os
 from pathlib import Path
 from types import ModuleType
 
-from .common import MANIFEST_COLUMNS  # noqa: F401  (columns every manifest starts with; stdlib-only module)
+from .common import CLIP_COLUMNS, MANIFEST_COLUMNS  # noqa: F401  (stdlib-only module)
 
 #: The values ``type:`` may take in a dataset's config entry.
 DATASET_TYPES: tuple[str, ...] = ("folder", "watkins", "imv", "abzaliev")
@@ -86,7 +94,13 @@ def prepare_inputs(name: str, dcfg: dict, data_dir: str | os.PathLike) -> list[s
 
 
 def build_manifest(name: str, dcfg: dict, data_dir: str | os.PathLike):
-    """The dataset's manifest as a pandas DataFrame (no ``split`` column yet), in the loader's row order."""
+    """The dataset's table (pandas DataFrame, loader's row order, no ``split`` yet).
+
+    Columns: :data:`CLIP_COLUMNS`, ``label``, ``group``, the type's extra id columns, and
+    ``exclude`` (why a clip is left out of the probes, empty when it is used). The clip columns
+    depend only on :func:`clip_settings` and the data: label settings only change the other
+    columns (and mark clips excluded), never which clips exist.
+    """
     available, why = dataset_is_available(dcfg)
     if not available:
         raise ValueError(f"dataset {name!r} is not available: {why}")
@@ -94,6 +108,8 @@ def build_manifest(name: str, dcfg: dict, data_dir: str | os.PathLike):
     from .common import check_manifest
 
     check_manifest(df, f"dataset {name!r}")
+    if "exclude" not in df.columns:
+        df["exclude"] = ""
     return df
 
 
@@ -108,18 +124,97 @@ def split_config(dcfg: dict) -> dict:
     return cfg
 
 
-def prepare(name: str, dcfg: dict, data_dir: str | os.PathLike, manifest_out: str | os.PathLike,
-            leakage_out: str | os.PathLike) -> None:
-    """Build the manifest, split it once, and write ``manifest_out`` (CSV) and ``leakage_out`` (JSON) atomically."""
-    from ..fileio import write_csv, write_json
-    from ..splits import assign_splits, leakage_report
+# --- What each rule tracks -------------------------------------------------------------------
+# Each type module declares CLIP_KEYS (config keys that change which clips exist or their audio)
+# and LABEL_KEYS (keys that change labels, groups or exclusions); ``split`` and ``label_map``
+# are label settings of every type. Values equal to their schema default are left out
+# (bioprobe.config.tracked), so adding a key with a neutral default makes nothing stale.
+
+#: Label settings every type has.
+COMMON_LABEL_KEYS = ("split", "label_map")
+
+
+def _tracked(dcfg: dict, keys) -> dict:
+    from ..config import tracked
+
+    minimal = {k: dcfg[k] for k in ("type", "root", "labels") if k in dcfg}
+    chosen = {k: dcfg[k] for k in keys if k in dcfg}
+    if "split" in chosen:  # the type's default method, whether or not the config loader filled it
+        chosen["split"] = split_config(dcfg)
+    return tracked({**chosen, "type": dcfg["type"]}, "datasets.schema.yaml", (), minimal)
+
+
+def download_settings(dcfg: dict) -> dict:
+    """What the download rule tracks: the type and the files that make up the dataset.
+
+    Mirrors, retries and timeouts change how, not what, is downloaded: they are not tracked.
+    """
+    module = dataset_module(dcfg)
+    sources = module.source_names(dcfg) if module.NEEDS_DOWNLOAD else []  # local data: nothing to download
+    return {"type": dcfg["type"], "sources": list(sources),
+            **{k: dcfg[k] for k in getattr(module, "DOWNLOAD_KEYS", ()) if k in dcfg}}
+
+
+def clip_settings(dcfg: dict, made_by_workflow: tuple[str, ...] = ()) -> dict:
+    """What the clips rule tracks: the keys that change which clips exist or their audio.
+
+    A folder dataset's labels CSV also holds labels: unless the workflow makes that file itself
+    (``made_by_workflow``, e.g. the demo's), the digest of its clip columns is tracked instead of
+    its date (see :func:`clips_inputs`).
+    """
+    settings = _tracked(dcfg, dataset_module(dcfg).CLIP_KEYS)
+    if _digest_tracked(dcfg, made_by_workflow):
+        settings["clip_columns_sha256"] = dataset_module(dcfg).clip_columns_digest(dcfg)
+    return settings
+
+
+def _digest_tracked(dcfg: dict, made_by_workflow) -> bool:
+    module = dataset_module(dcfg)
+    if not hasattr(module, "clip_columns_digest"):
+        return False
+    made = {os.path.normpath(p) for p in made_by_workflow}
+    return os.path.normpath(str(dcfg.get("labels") or "")) not in made
+
+
+def clips_inputs(name: str, dcfg: dict, data_dir: str | os.PathLike,
+                 made_by_workflow: tuple[str, ...] = ()) -> list[tuple[str, bool]]:
+    """``(path, ancient)`` for each input of the clips rule.
+
+    ``ancient`` is True for a source whose content the rule tracks through
+    :func:`clip_settings` (a user's folder labels CSV): its date alone must not re-run it.
+    """
+    ancient = _digest_tracked(dcfg, made_by_workflow)
+    return [(p, ancient) for p in prepare_inputs(name, dcfg, data_dir)]
+
+
+def split_settings(dcfg: dict) -> dict:
+    """What the split rule tracks: the keys that change labels, groups, exclusions or the split."""
+    return _tracked(dcfg, tuple(dataset_module(dcfg).LABEL_KEYS) + COMMON_LABEL_KEYS)
+
+
+def write_clips(name: str, dcfg: dict, data_dir: str | os.PathLike, clips_out: str | os.PathLike) -> None:
+    """Write ``clips.csv`` (``clip_id, path, start, end``: what audio each clip is) atomically."""
+    from ..fileio import write_csv
 
     df = build_manifest(name, dcfg, data_dir)
-    manifest_dropped = dict(df.attrs.get("manifest_dropped", {}))
-    split = split_config(dcfg)
-    df = assign_splits(df, method=split["method"], ratios=split["ratios"], seed=split["seed"],
-                       drop_small_classes=split["drop_small_classes"], group_column=split["group_by"])
-    report = {"dataset": name, "type": dcfg["type"], **leakage_report(df)}
-    report["manifest_dropped"] = manifest_dropped
-    write_csv(manifest_out, df)
+    write_csv(clips_out, df[list(CLIP_COLUMNS)])
+
+
+def write_split(name: str, dcfg: dict, data_dir: str | os.PathLike, clips_csv: str | os.PathLike,
+                split_out: str | os.PathLike, leakage_out: str | os.PathLike) -> None:
+    """Write ``split.csv`` and ``leakage.json`` for the clips of ``clips_csv`` atomically (see :mod:`.labels`)."""
+    from ..fileio import write_csv, write_json
+    from .labels import build_split
+
+    df = build_manifest(name, dcfg, data_dir)
+    study_counts = getattr(dataset_module(dcfg), "STUDY_COUNTS", None)
+    table, report = build_split(name, dcfg, df, split_config(dcfg), study_counts, clips_csv)
+    write_csv(split_out, table)
     write_json(leakage_out, report)
+
+
+def prepare(name: str, dcfg: dict, data_dir: str | os.PathLike, out_dir: str | os.PathLike) -> None:
+    """Both rules' work in one call: ``clips.csv``, ``split.csv`` and ``leakage.json`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    write_clips(name, dcfg, data_dir, out_dir / "clips.csv")
+    write_split(name, dcfg, data_dir, out_dir / "clips.csv", out_dir / "split.csv", out_dir / "leakage.json")

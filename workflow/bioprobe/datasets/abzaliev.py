@@ -6,7 +6,8 @@ may point at the folder that holds ``data/`` or at ``data/`` itself; the audio r
 
 Manifest: one row per WAV file, sorted by dog folder, code and file name (the authors used
 ``glob`` order, which depends on the file system and cannot be reproduced), whole files,
-``label`` = the code folder, codes in ``drop_codes`` (default ``[S]``) dropped.
+``label`` = the code folder. Files of codes in ``drop_codes`` (default ``[S]``) stay in the clip
+list and are marked excluded by the split rule, so changing ``drop_codes`` re-embeds nothing.
 
 ``group`` = the dog. A dog's name is its folder name up to the first ``_``, lower-cased and
 Unicode-normalised (NFC), then mapped through the aliases: built-in ones for misspellings known
@@ -22,6 +23,9 @@ from pathlib import Path
 from .common import finish_manifest
 
 NEEDS_DOWNLOAD = False
+#: Config keys that change which clips exist or their audio / their labels, groups or exclusions.
+CLIP_KEYS = ("path",)
+LABEL_KEYS = ("drop_codes", "dog_aliases")
 CODES = ("L-S1", "L-S2", "L-S3", "L-A", "L-PA", "L-P", "L-O", "S", "CH-P", "CH-N", "GR-P", "GR-N", "L-TA", "L-H")
 DEFAULT_DROP_CODES = ("S",)
 #: Folder-name variants in the database that name the same dog (variant -> canonical name).
@@ -88,7 +92,7 @@ def prepare_inputs(name: str, dcfg: dict, data_dir) -> list[Path]:
 
 
 def build_manifest(name: str, dcfg: dict, data_dir):
-    """One row per bark WAV file, codes in ``drop_codes`` left out."""
+    """One row per bark WAV file; those of codes in ``drop_codes`` marked ``exclude = drop_codes``."""
     import pandas as pd
 
     root = data_folder(dcfg)
@@ -105,15 +109,15 @@ def build_manifest(name: str, dcfg: dict, data_dir):
             if code_dir.name not in CODES:
                 raise ValueError(f"abzaliev: {code_dir} is not a call type folder; expected one of {', '.join(CODES)}")
             wavs = sorted(p for p in code_dir.iterdir() if p.suffix.lower() == ".wav" and not p.name.startswith("."))
-            if code_dir.name in drop:
+            excluded = code_dir.name in drop
+            if excluded:
                 dropped[code_dir.name] += len(wavs)
-                continue
             dog = dog_name(dog_dir.name, aliases)
             for wav in wavs:
                 rows.append({"path": wav.relative_to(root).as_posix(), "label": code_dir.name, "group": dog,
-                             "dog": dog, "dog_folder": dog_dir.name})
+                             "dog": dog, "dog_folder": dog_dir.name, "exclude": "drop_codes" if excluded else ""})
     if not rows:
         raise ValueError(f"abzaliev: no WAV files found as {root}/<dog>/<code>/*.wav. " + HOW_TO_OBTAIN)
-    df = finish_manifest(pd.DataFrame(rows), name, extra_columns=("dog", "dog_folder"))
+    df = finish_manifest(pd.DataFrame(rows), name, extra_columns=("dog", "dog_folder", "exclude"))
     df.attrs["manifest_dropped"] = {"files_by_dropped_code": dropped}
     return df

@@ -7,7 +7,10 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-MANIFEST_COLUMNS = ("clip_id", "path", "start", "end", "label", "group")
+#: The columns of clips.csv: what audio each clip is, and nothing that depends on labels or splits.
+CLIP_COLUMNS = ("clip_id", "path", "start", "end")
+#: The columns every dataset table starts with (then extra id columns, then ``exclude``).
+MANIFEST_COLUMNS = (*CLIP_COLUMNS, "label", "group")
 
 
 def find_file(root: str | os.PathLike, filename: str, max_depth: int = 3) -> Path | None:

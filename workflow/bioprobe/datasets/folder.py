@@ -30,6 +30,10 @@ from pathlib import Path, PurePosixPath
 from .common import finish_manifest, is_blank, path_escapes
 
 NEEDS_DOWNLOAD = False
+#: Config keys that change which clips exist or their audio / their labels, groups or exclusions.
+#: ``labels`` is both: the CSV lists the clips and their labels (see clip_columns_digest).
+CLIP_KEYS = ("root", "labels")
+LABEL_KEYS = ("labels",)
 REQUIRED_COLUMNS = ("path", "label")
 OPTIONAL_COLUMNS = ("group", "start", "end", "split")
 MAX_LISTED = 5
@@ -54,6 +58,30 @@ def audio_root(name: str, dcfg: dict, data_dir) -> Path:
 
 def prepare_inputs(name: str, dcfg: dict, data_dir) -> list[Path]:
     return [_required(dcfg, "labels")]
+
+
+def clip_columns_digest(dcfg: dict) -> str | None:
+    """sha256 of the labels CSV's clip columns (path, start, end, in row order); None if it is absent.
+
+    The CSV holds both the clip list and the labels. The clips rule tracks this digest instead
+    of the file's date, so editing a label or group re-runs the split and the probes, not the
+    resampling and embedding. Standard library only: it runs when the Snakefile is parsed.
+    """
+    import csv
+    import hashlib
+
+    path = Path(dcfg.get("labels") or "").expanduser()
+    if not dcfg.get("labels") or not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh, skipinitialspace=True)
+        header = [c.strip() for c in next(reader, [])]
+        columns = [header.index(c) if c in header else None for c in ("path", "start", "end")]
+        for row in reader:
+            cells = [row[i].strip() if i is not None and i < len(row) else "" for i in columns]
+            digest.update(("\x1f".join(cells) + "\n").encode())
+    return digest.hexdigest()
 
 
 def _lines(rows: list[int]) -> str:

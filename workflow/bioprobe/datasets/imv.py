@@ -27,6 +27,12 @@ from .common import finish_manifest, read_annotation_table
 log = logging.getLogger(__name__)
 
 NEEDS_DOWNLOAD = True
+#: Config keys that change which clips exist or their audio / their labels, groups or exclusions.
+CLIP_KEYS = ("twins",)
+LABEL_KEYS = ("task",)
+DOWNLOAD_KEYS = ("zenodo_record",)
+#: What the study reports (all twins; calls counted before rows with end <= start are dropped).
+STUDY_COUNTS = {"clips": 72921, "classes": 11}
 ZENODO_RECORD = 10130104
 ZENODO_API = "https://zenodo.org/api/records"
 TWINS = (1, 2, 3, 4, 5)
@@ -113,7 +119,10 @@ def build_manifest(name: str, dcfg: dict, data_dir):
         root, LABELS, {"filename", "start", "end", "calltype"}, "imv",
         f"run the download step first (it comes in {DOCUMENTATION})")
     wavs = _wav_index(root)
-    df, dropped, missing_recordings = _select_calls(table, labels_csv, wavs, set(twins(dcfg)))
+    df, dropped, missing_recordings, counts = _select_calls(table, labels_csv, wavs, set(twins(dcfg)))
+    if dropped["empty_segment"]:
+        log.warning("imv: dropped %d call(s) of %s with end <= start (counted in leakage.json, "
+                    "manifest_dropped.rows.empty_segment)", dropped["empty_segment"], labels_csv)
     if missing_recordings:
         log.warning("imv: %d labelled recording(s) have no audio below %s (e.g. %s); their calls are dropped",
                     len(missing_recordings), root, missing_recordings[:3])
@@ -133,11 +142,16 @@ def build_manifest(name: str, dcfg: dict, data_dir):
     })
     manifest = finish_manifest(manifest, name, extra_columns=("recording", "individual", "caller"))
     manifest.attrs["manifest_dropped"] = {"rows": dropped, "missing_recordings": missing_recordings[:20]}
+    if twins(dcfg) == list(TWINS):  # the study's counts are of the whole dataset
+        manifest.attrs["study_counts"] = counts
     return manifest
 
 
 def _select_calls(table, labels_csv: Path, wavs: dict, selected_twins: set[int]):
-    """Keep the usable call rows of labels.csv; return (rows, {reason: count}, missing recordings).
+    """Keep the usable call rows of labels.csv; return (rows, {reason: count}, missing recordings, counts).
+
+    ``counts`` (clips, classes) are taken before rows with end <= start are dropped, as the study
+    counted them.
 
     Each dropped row is counted under the first reason that applies, in this order: silence,
     noise, unknown_calltype, twin_not_selected, recording_missing, empty_segment.
@@ -174,9 +188,11 @@ def _select_calls(table, labels_csv: Path, wavs: dict, selected_twins: set[int])
         line = int(not_numbers.index[not_numbers][0]) + 2
         raise ValueError(f"{labels_csv}, line {line}: start/end are not numbers "
                          f"({table['start'].iloc[line - 2]!r}, {table['end'].iloc[line - 2]!r})")
+    # the study's counts: the calls it loaded, before rows with end <= start are dropped
+    counts = {"clips": int(keep.sum()), "classes": int(code[keep].nunique())}
     empty = keep & ~((end > start) & (start >= 0))
     dropped["empty_segment"] = int(empty.sum())
     keep &= ~empty
     rows = table[keep].assign(filename=filename[keep], twin=parts["twin"][keep], marmoset=parts["marmoset"][keep],
                               code=code[keep].astype(int), start=start[keep], end=end[keep])
-    return rows.reset_index(drop=True), dropped, missing_recordings
+    return rows.reset_index(drop=True), dropped, missing_recordings, counts

@@ -7,7 +7,8 @@ to the CSV's folder) and one folder per species.
 
 Manifest: one row per file, in annotations.csv order (the authors' order, so that the
 ``random`` split rule draws the same clips), whole files (``start``/``end`` empty),
-``label`` = species. ``group`` = the file itself: Watkins gives no recording or animal id
+``label`` = species; classes under ``min_clips_per_class`` are marked excluded by the split
+rule, never removed from the clip list. ``group`` = the file itself: Watkins gives no recording or animal id
 beyond the file. The first digits of a file name are believed to number the original tape
 (*unverified*), so ``group_prefix_chars: N`` groups files sharing the first N characters of
 their name, for users who want a stricter grouped split; it is off (0) by default.
@@ -24,6 +25,11 @@ from .common import finish_manifest, read_annotation_table
 log = logging.getLogger(__name__)
 
 NEEDS_DOWNLOAD = True
+#: Config keys that change which clips exist or their audio / their labels, groups or exclusions.
+CLIP_KEYS: tuple[str, ...] = ()
+LABEL_KEYS = ("min_clips_per_class", "group_prefix_chars")
+#: What the study reports for the whole database (compared after each split, a warning if not met).
+STUDY_COUNTS = {"clips": 1697, "classes": 32}
 DEFAULT_URLS = (
     "https://archive.org/download/watkins_202104/watkins.zip",
     "https://storage.googleapis.com/ml-bioacoustics-datasets/watkins.zip",
@@ -98,7 +104,7 @@ def download(name: str, dcfg: dict, data_dir, lock_file) -> Path:
 
 
 def build_manifest(name: str, dcfg: dict, data_dir):
-    """One row per annotated file; classes with fewer than ``min_clips_per_class`` files dropped."""
+    """One row per annotated file (``min_clips_per_class`` is applied by the split, as exclusions)."""
     import pandas as pd
 
     root = audio_root(name, dcfg, data_dir)
@@ -123,16 +129,6 @@ def build_manifest(name: str, dcfg: dict, data_dir):
     if missing:
         raise FileNotFoundError(f"{annotations}: {len(missing)} listed file(s) are missing below {root}, e.g. "
                                 + "; ".join(missing[:5]))
-    df = pd.DataFrame(rows)
-    dropped = {}
-    minimum = int(dcfg.get("min_clips_per_class", 0) or 0)
-    if minimum > 0:
-        counts = df["label"].value_counts()
-        small = sorted(counts.index[counts < minimum])
-        dropped = {label: f"{int(counts[label])} file(s) < min_clips_per_class={minimum}" for label in small}
-        df = df[~df["label"].isin(small)]
-        for label in small:
-            log.info("watkins: dropping %s (%s)", label, dropped[label])
-    df = finish_manifest(df, name)
-    df.attrs["manifest_dropped"] = {"classes": dropped}
+    df = finish_manifest(pd.DataFrame(rows), name)
+    df.attrs["study_counts"] = {"clips": len(df), "classes": int(df["label"].nunique())}
     return df

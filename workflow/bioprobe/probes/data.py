@@ -32,7 +32,10 @@ class ProbeData:
 
 
 def read_manifest(manifest_csv) -> "pandas.DataFrame":  # noqa: F821
-    """Read a manifest and check the columns the probes need (clip_id, label, split)."""
+    """Read a split file (``split.csv``) and check the columns the probes need (clip_id, label, split).
+
+    Returns the clips the probes use: rows whose split is ``excluded`` are left out.
+    """
     import pandas as pd
 
     manifest_csv = Path(manifest_csv)
@@ -40,9 +43,10 @@ def read_manifest(manifest_csv) -> "pandas.DataFrame":  # noqa: F821
     missing = {"clip_id", "label", "split"} - set(frame.columns)
     if missing:
         raise ValueError(f"{manifest_csv}: missing column(s) {', '.join(sorted(missing))}")
-    bad = sorted(set(frame["split"]) - set(SPLITS))
+    bad = sorted(set(frame["split"]) - set(SPLITS) - {"excluded"})
     if bad:
-        raise ValueError(f"{manifest_csv}: column 'split' holds {bad}; allowed are train, val, test")
+        raise ValueError(f"{manifest_csv}: column 'split' holds {bad}; allowed are train, val, test, excluded")
+    frame = frame[frame["split"] != "excluded"].reset_index(drop=True)
     if frame["clip_id"].duplicated().any():
         dup = frame.loc[frame["clip_id"].duplicated(), "clip_id"].iloc[0]
         raise ValueError(f"{manifest_csv}: duplicate clip_id {dup!r}")
@@ -55,21 +59,22 @@ def read_manifest(manifest_csv) -> "pandas.DataFrame":  # noqa: F821
 
 
 def class_names(manifest) -> list[str]:
-    """The classes of a dataset: the sorted unique labels of the whole manifest (index = class id)."""
+    """The classes of a dataset: the sorted unique labels of its used clips (index = class id)."""
     return sorted(set(manifest["label"]))
 
 
 def align_to_manifest(clip_ids: list[str], manifest, source) -> np.ndarray:
-    """Return the row of ``clip_ids`` for each manifest clip, or raise naming the mismatch."""
+    """Return the row of ``clip_ids`` for each used clip, or raise naming the missing ones.
+
+    The embeddings may hold more clips than are used (clips excluded by label settings).
+    """
     position = {cid: i for i, cid in enumerate(clip_ids)}
     if len(position) != len(clip_ids):
         raise ValueError(f"{source}: duplicate clip_id in the embedding file")
     missing = [cid for cid in manifest["clip_id"] if cid not in position]
     if missing:
-        raise ValueError(f"{source}: {len(missing)} manifest clip(s) have no embedding, e.g. {missing[:3]}; re-run the embed step")
-    extra = len(clip_ids) - len(manifest)
-    if extra:
-        raise ValueError(f"{source}: holds {extra} clip(s) that are not in the manifest; the embeddings are stale, re-run the embed step")
+        raise ValueError(f"{source}: {len(missing)} clip(s) of the split file have no embedding, e.g. {missing[:3]}; "
+                         "the embeddings are stale, re-run the embed step")
     return np.fromiter((position[cid] for cid in manifest["clip_id"]), dtype=np.int64, count=len(manifest))
 
 

@@ -54,6 +54,14 @@ LABEL_EFFICIENCY_DEFAULTS = {
 #: Probe types label efficiency can train (per-layer, trained).
 TRAINED_PER_LAYER = ("mlp", "linear")
 COLUMNS = ["dataset", "model", "probe", "k", "draw", "layer", "uar", "val_uar", "epoch", "n_train", "n_val", "n_test"]
+#: Keys of a probe entry label efficiency does not use: its draws replace the seeds, it reports
+#: no confidence intervals. Left out of the rule's tracked params, so changing them re-runs nothing.
+UNUSED_PROBE_KEYS = ("seeds", "n_boot", "ci_level", "bootstrap_seed")
+
+
+def used_probe_settings(probe_cfg: dict) -> dict:
+    """The keys of a ``probes:`` entry that label efficiency uses (all but :data:`UNUSED_PROBE_KEYS`)."""
+    return {k: v for k, v in probe_cfg.items() if k not in UNUSED_PROBE_KEYS}
 
 
 def resolve_label_efficiency_config(cfg: dict | None) -> dict:

@@ -23,6 +23,7 @@ How a group stays independent of the others:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -100,7 +101,38 @@ def predict_logits(model: StackedMLP, tensors, features, rows, group_layer, mix:
     return torch.cat(out, dim=1)
 
 
-def train_stacked(
+def denormals_flushed() -> bool:
+    """Whether this thread flushes denormal floats to zero (torch has a setter but no getter)."""
+    import torch
+
+    return bool((torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0)
+
+
+@contextlib.contextmanager
+def flush_denormal():
+    """Flush denormal floats to zero inside the block; the caller's setting is restored after."""
+    import torch
+
+    before = denormals_flushed()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(before)
+
+
+def train_stacked(*args, **kwargs) -> tuple[StackedMLP, TrainedProbes]:
+    """Train G probes at once (see :func:`_train_stacked`), denormals flushed to zero meanwhile.
+
+    Adam's second moments and late-epoch gradients underflow into denormal floats, which are
+    many times slower on x86 CPUs; flushing them changes no result that matters here. The
+    caller's setting is restored afterwards.
+    """
+    with flush_denormal():
+        return _train_stacked(*args, **kwargs)
+
+
+def _train_stacked(
     features,
     labels,
     train_rows,
@@ -125,9 +157,6 @@ def train_stacked(
     import torch
     import torch.nn.functional as F
 
-    # Adam's second moments and late-epoch gradients underflow into denormal floats, which are
-    # many times slower on x86 CPUs; flushing them to zero changes no result that matters here.
-    torch.set_flush_denormal(True)
     log = log or LOG.info
     device = features.device
     n_groups = len(group_seeds)

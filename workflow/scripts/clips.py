@@ -1,0 +1,8 @@
+import _bioprobe_path  # noqa: F401  (first: makes bioprobe importable)
+from bioprobe import datasets
+from bioprobe.smk import logged
+
+with logged(snakemake):
+    name = snakemake.wildcards.dataset
+    datasets.write_clips(name, snakemake.config["datasets"][name], snakemake.config["data_dir"],
+                         clips_out=snakemake.output.clips)
