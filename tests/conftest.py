@@ -1,7 +1,8 @@
 """Shared test set-up: import bioprobe from the checkout, keep torch small and deterministic.
 
-Fixtures shared by the download and weight tests: ``server`` (a :class:`archives.LocalServer` on
-127.0.0.1) and ``watkins_zip`` (a Watkins-style archive, made once per module).
+Fixtures: ``server`` (a :class:`archives.LocalServer` on 127.0.0.1) and ``watkins_zip`` (a
+Watkins-style archive, made once per module) for the download and weight tests; ``demo_run``,
+the local whole-workflow demo run that several test files read (run once per session).
 """
 
 import os
@@ -32,3 +33,13 @@ def server():
 
     with LocalServer() as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """A working directory where the demo config ran end to end locally (``--cores 2``)."""
+    from workflow_helpers import snakemake
+
+    workdir = tmp_path_factory.mktemp("demo")
+    snakemake(workdir)
+    return workdir

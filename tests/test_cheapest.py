@@ -146,13 +146,13 @@ def test_run_reads_architectures_through_locks_and_tables_gather(tmp_path):
     emb = tmp_path / "emb.h5"
     write_embeddings(emb, np.zeros((4, 3, 2), np.float32), ["a", "b", "c", "d"], {"audio_seconds": 10.0})
     out = tmp_path / "d" / "cheapest_layer.csv"
-    run_cheapest_layer("d", {"w": {"label": "WavLM"}}, entries, {"w": probe_dir, "mel": probe_dir}, {"w": emb, "mel": emb},
-                       cache, {"n_boot": 200}, out)
+    run_cheapest_layer("d", entries, {"w": probe_dir, "mel": probe_dir}, {"w": emb, "mel": emb}, cache, {"n_boot": 200}, out)
     table = pd.read_csv(out)
-    assert list(table["model"]) == ["w", "mel"] and list(table["label"]) == ["WavLM", "mel"]
+    assert list(table["model"]) == ["w", "mel"] and list(table["label"]) == ["w", "mel"]
     assert (table["clip_seconds"] == 2.5).all() and table["compute_fraction"].isna().tolist() == [False, True]
-    write_cheapest_tables([out, out], tmp_path / "t.csv", tmp_path / "t.md")
-    assert len(pd.read_csv(tmp_path / "t.csv")) == 4
+    write_cheapest_tables([out, out], tmp_path / "t.csv", tmp_path / "t.md", {"w": {"label": "WavLM"}})
+    gathered = pd.read_csv(tmp_path / "t.csv")
+    assert len(gathered) == 4 and list(gathered["label"]) == ["WavLM", "mel"] * 2
     md = (tmp_path / "t.md").read_text()
     assert "| d | WavLM | 2 | 85.00 | 1 |" in md and "95% interval" in md and "±1 UAR point;" in md
     json.loads(json.dumps(table.to_dict()))  # plain values

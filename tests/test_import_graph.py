@@ -153,7 +153,7 @@ LAYERS = {
     "bioprobe.datasets": 2, "bioprobe.encoders": 2,
     "bioprobe.embed": 3, "bioprobe.probes": 3,
     "bioprobe.fusion": 4, "bioprobe.stats": 4, "bioprobe.cheapest": 4,
-    "bioprobe.tables": 5, "bioprobe.plots": 5, "bioprobe.budget": 5, "bioprobe.label_efficiency_plot": 5,
+    "bioprobe.tables": 5, "bioprobe.figures": 5, "bioprobe.budget": 5, "bioprobe.label_efficiency_plot": 5,
 }
 
 

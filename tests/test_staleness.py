@@ -95,7 +95,7 @@ CASES = {
     "split seed": (set_in(f"datasets.{D}.split.seed", 7), {job("split", dataset=D)} | probes(*MODELS) | label_efficiency(*MODELS) | AFTER_PROBES),
     "split method": (set_in(f"datasets.{D}.split.method", "grouped"), {job("split", dataset=D)} | probes(*MODELS) | label_efficiency(*MODELS) | AFTER_PROBES),
     "label mapping": (set_in(f"datasets.{D}.label_map", {"call_a": "call_b"}), {job("split", dataset=D)} | probes(*MODELS) | label_efficiency(*MODELS) | AFTER_PROBES),
-    "model label": (set_in("models.tiny_wavlm.label", "renamed"), AGGREGATES | {LE_FIGURE} | CHEAPEST),
+    "model label": (set_in("models.tiny_wavlm.label", "renamed"), AGGREGATES | {LE_FIGURE, job("cheapest_table")}),
     "model id": (set_in("models.tiny_wavlm.id", "resources/demo/models/wav2vec2"),
                  {job("fetch_weights", model="tiny_wavlm")} | embeds("tiny_wavlm") | probes("tiny_wavlm")
                  | label_efficiency("tiny_wavlm") | AFTER_PROBES),

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bioprobe.plots import plot_layerwise
-from bioprobe.tables import best_layers, read_scores, write_tables
+from bioprobe.figures.make import write_tables
+from bioprobe.tables import best_layers, read_scores
 
 
 def fake_scores(dataset="imv", model="hubert", probe="mlp", n_layers=4, seeds=(1, 2), val_best=2, test_best=3):
@@ -56,15 +56,6 @@ def test_read_scores_names_a_bad_file(tmp_path):
     pd.DataFrame({"uar": [0.5]}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match="scores.csv: scores file lacks columns"):
         read_scores([bad])
-
-
-def test_layerwise_figure_is_written(tmp_path):
-    scores = pd.concat([fake_scores(model="hubert", n_layers=13), fake_scores(model="aves", n_layers=13)])
-    out = tmp_path / "fig.png"
-    plot_layerwise(scores, "imv", {"aves": {"label": "AVES"}, "hubert": {"label": "HuBERT"}}, out)
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
-    plot_layerwise(scores, "imv", {"aves": {}, "hubert": {}}, tmp_path / "fig.pdf")
-    assert (tmp_path / "fig.pdf").read_bytes()[:4] == b"%PDF"
 
 
 def test_seed_mean_ci_taken_from_summary(tmp_path):

@@ -2,42 +2,30 @@
 
 The demo makes synthetic calls (4 learnable classes) and tiny random Hugging Face models, then
 runs every stage. These tests check the numbers that come out, and that only stale stages are
-recomputed after a change.
+recomputed after a change. The demo run itself is the session fixture ``demo_run``
+(tests/conftest.py), shared with tests/test_slurm.py.
 """
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import pandas as pd
 import pytest
 import yaml
+from workflow_helpers import DEMO_CONFIG, snakemake
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_CONFIG = REPO / "resources" / "configs" / "demo.yaml"
-MODELS = ["tiny_hubert", "tiny_wav2vec2", "tiny_wavlm"]
+TINY = ["tiny_hubert", "tiny_wav2vec2", "tiny_wavlm"]  # tiny random Hugging Face models
+MODELS = ["logmel", "tiny_hubert", "tiny_wav2vec2", "tiny_wav2vec2_ft", "tiny_wavlm"]
+FIGURES = [
+    "layerwise_synthetic", "study_fig1_layerwise", "study_fig2_fine_tuning", "published_vs_reproduced",
+    "study_fig4_confusion_synthetic_concat_best", *[f"per_class/synthetic/{m}" for m in MODELS],
+]
+TABLES = ["best_layer.csv", "best_layer.md", "all_scores.csv", *[f"study_fig3_comparison.{e}" for e in ("csv", "md", "tex")]]
+FIGURE_RULES = {"layerwise_figure", "study_fig1", "study_fig2", "study_fig4_confusion", "published_figure", "per_class_figure"}
 
 pytestmark = [pytest.mark.workflow, pytest.mark.timeout(1500)]
-
-
-def snakemake(workdir: Path, *args: str, configfile: Path = DEMO_CONFIG, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable, "-m", "snakemake",
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(configfile),
-        "--cores", "2",
-        *args,
-    ]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1400)
-    if check and proc.returncode != 0:
-        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "logs").rglob("*.log"))[-6:]) if (workdir / "logs").exists() else ""
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-6000:]}\n{logs}")
-    return proc
 
 
 def planned_jobs(workdir: Path, configfile: Path = DEMO_CONFIG) -> dict[str, int]:
@@ -59,13 +47,6 @@ def planned_jobs(workdir: Path, configfile: Path = DEMO_CONFIG) -> dict[str, int
     return counts
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("demo")
-    snakemake(workdir)
-    return workdir
-
-
 def test_every_expected_output_exists(demo_run):
     results = demo_run / "results"
     expected = [
@@ -75,16 +56,19 @@ def test_every_expected_output_exists(demo_run):
         "synthetic/audio16k.h5",
         "synthetic/comparisons.csv",
         "synthetic/fusion/concat_best/scores.csv",
-        "figures/layerwise_synthetic.png",
-        "tables/best_layer.csv",
-        "tables/best_layer.md",
-        "tables/all_scores.csv",
     ]
+    expected += [f"figures/{f}.png" for f in FIGURES] + [f"tables/{t}" for t in TABLES]
     expected += [f"synthetic/embeddings/{m}.h5" for m in MODELS]
     expected += [f"synthetic/probes/{m}/mlp/{f}" for m in MODELS for f in ("scores.csv", "predictions.h5")]
     missing = [p for p in expected if not (results / p).is_file()]
     assert not missing, missing
-    assert (results / "figures/layerwise_synthetic.png").read_bytes()[:4] == b"\x89PNG"
+    for figure in FIGURES:
+        assert (results / f"figures/{figure}.png").read_bytes()[:4] == b"\x89PNG", figure
+    # the comparison table: the demo's invented published numbers, matched by key and published_as
+    table = pd.read_csv(results / "tables" / "study_fig3_comparison.csv").set_index("model")
+    assert table.loc["tiny_hubert", "published_uar"] == 80.0 and table.loc["tiny_wavlm", "published_uar"] == 85.0
+    assert table.loc["concat_best", "published_uar"] == 90.0 and pd.isna(table.loc["logmel", "published_uar"])
+    assert (table["rank"] == 1).sum() >= 1 and "\\toprule" in (results / "tables" / "study_fig3_comparison.tex").read_text()
 
 
 def test_clips_split_audio_and_embeddings_agree(demo_run):
@@ -100,7 +84,7 @@ def test_clips_split_audio_and_embeddings_agree(demo_run):
         assert h5.attrs["sample_rate"] == 16000 and h5.attrs["resampler"] == "soxr_hq"
         ids = [c.decode() for c in h5["clip_id"][:]]
         assert sorted(ids) == sorted(manifest["clip_id"].astype(str))
-    for model in MODELS:
+    for model in TINY:
         with h5py.File(results / "embeddings" / f"{model}.h5") as h5:
             n, layers, dim = h5["features"].shape
             assert n == 120 and layers >= 2 and dim % 2 == 0
@@ -109,8 +93,8 @@ def test_clips_split_audio_and_embeddings_agree(demo_run):
 
 def test_synthetic_task_scores_well_above_chance(demo_run):
     best = pd.read_csv(demo_run / "results" / "tables" / "best_layer.csv")
-    probes = best[best["model"].isin(MODELS)]
-    assert set(probes["model"]) == set(MODELS)
+    probes = best[best["model"].isin(TINY)]
+    assert set(best["model"]) == {*MODELS, "concat_best"}
     # 4 balanced classes: chance UAR is 0.25.
     assert (probes["test_uar"] > 0.6).all(), probes[["model", "best_layer", "test_uar"]]
     fused = best[best["model"] == "concat_best"]
@@ -159,6 +143,28 @@ def test_probe_change_does_not_reembed(demo_run, tmp_path):
     assert not {"embed", "resample", "clips", "split", "fetch_weights"} & set(jobs), jobs
 
 
+def test_figure_setting_change_redraws_only_figures(demo_run, tmp_path):
+    # a new format, another probe for figures' sake, a label: figures and tables, never a probe or fusion
+    def change(c):
+        c["figures"]["formats"] = ["png", "svg"]
+        c["figures"]["dpi"] = 200
+        c["models"]["tiny_hubert"]["label"] = "renamed"
+    jobs = planned_jobs(demo_run, changed_config(tmp_path, change))
+    # (and the extensions' figure and table, docs/extensions.md)
+    assert set(jobs) - {"all", "tables", "compare", "label_efficiency_figure", "cheapest_table"} == FIGURE_RULES, jobs
+    assert jobs["per_class_figure"] == 1  # one job draws every model's heatmap of a dataset
+
+
+def test_report_holds_every_figure_and_table(demo_run, tmp_path):
+    report = tmp_path / "report.html"
+    snakemake(demo_run, "--report", str(report))
+    html = report.read_text()
+    for name in [*FIGURES, *TABLES]:
+        if name not in ("best_layer.md", "all_scores.csv"):
+            assert name.rsplit("/", 1)[-1] + (".png" if "." not in name else "") in html, name
+    assert "Study figure 1: layer-wise test UAR [%] of\\ntiny HuBERT (random), tiny WavLM (random)" in html
+
+
 def test_extensions_label_efficiency_and_cheapest_layer(demo_run):
     results = demo_run / "results"
     demo = yaml.safe_load(DEMO_CONFIG.read_text())
@@ -173,10 +179,11 @@ def test_extensions_label_efficiency_and_cheapest_layer(demo_run):
         best_all = table[table["k"] == "all"].groupby("layer")["uar"].mean().max()
         assert best_all > 0.6, table  # synthetic classes are learnable with all labels
     assert (results / "figures/label_efficiency_synthetic.png").read_bytes()[:4] == b"\x89PNG"
-    cheapest = pd.read_csv(results / "synthetic/cheapest_layer.csv")
-    assert list(cheapest["model"]) == MODELS
+    cheapest = pd.read_csv(results / "synthetic/cheapest_layer.csv").set_index("model")
+    assert list(cheapest.index) == MODELS
     assert (cheapest["cheapest_layer"] <= cheapest["best_layer"]).all()
-    assert ((cheapest["compute_fraction"] > 0) & (cheapest["compute_fraction"] <= 1)).all()
+    transformers = cheapest.drop(index="logmel")["compute_fraction"]
+    assert ((transformers > 0) & (transformers <= 1)).all() and pd.isna(cheapest.loc["logmel", "compute_fraction"])
     table = pd.read_csv(results / "tables/cheapest_layer.csv")
     assert len(table) == len(MODELS) and (results / "tables/cheapest_layer.md").is_file()
 

@@ -16,7 +16,7 @@ Per (dataset, model), for one probe entry (``cheapest_layer.probe``):
    duration) and the share of transformer blocks it needs.
 
 ``results/{dataset}/cheapest_layer.csv`` holds one row per model; the tables rule gathers all
-datasets into ``results/tables/cheapest_layer.csv`` and ``.md``.
+datasets into ``results/tables/cheapest_layer.csv`` and ``.md`` (with the models' labels).
 """
 
 from __future__ import annotations
@@ -151,13 +151,14 @@ def cheapest_row(dataset: str, model: str, probe: str, probe_dir, cfg: Mapping, 
     }
 
 
-def run_cheapest_layer(dataset: str, models_cfg: Mapping, rule_entries: Mapping, probe_dirs: Mapping, embeddings: Mapping,
+def run_cheapest_layer(dataset: str, rule_entries: Mapping, probe_dirs: Mapping, embeddings: Mapping,
                        cache_dir, cfg: Mapping | None, out_csv) -> None:
     """What the ``cheapest_layer`` rule calls: one row per model of ``probe_dirs`` into ``out_csv``.
 
-    ``models_cfg`` is the ``models:`` section (labels), ``rule_entries`` each model's
-    self-contained entry (:func:`bioprobe.models.rule_params`), ``probe_dirs`` and
-    ``embeddings`` each model's probe folder and embedding file.
+    ``rule_entries`` is each model's self-contained entry (:func:`bioprobe.models.rule_params`),
+    ``probe_dirs`` and ``embeddings`` each model's probe folder and embedding file. The
+    ``label`` column holds the model's key; :func:`write_cheapest_tables` puts the labels in
+    (renaming a model re-draws the table without re-running the tests).
     """
     import pandas as pd
 
@@ -167,13 +168,13 @@ def run_cheapest_layer(dataset: str, models_cfg: Mapping, rule_entries: Mapping,
     rows = []
     for model, probe_dir in probe_dirs.items():
         arch = model_architecture(model, rule_entries[model], cache_dir)
-        rows.append(cheapest_row(dataset, model, cfg["probe"], probe_dir, cfg, arch, mean_clip_seconds(embeddings[model]),
-                                 (models_cfg.get(model) or {}).get("label", model)))
+        rows.append(cheapest_row(dataset, model, cfg["probe"], probe_dir, cfg, arch, mean_clip_seconds(embeddings[model])))
     write_csv(out_csv, pd.DataFrame(rows, columns=COLUMNS))
 
 
-def write_cheapest_tables(paths, out_csv, out_md) -> None:
-    """Gather the datasets' cheapest_layer.csv into one CSV and a Markdown table (UAR in %)."""
+def write_cheapest_tables(paths, out_csv, out_md, models: Mapping | None = None) -> None:
+    """Gather the datasets' cheapest_layer.csv into one CSV and a Markdown table (UAR in %);
+    ``models`` (the ``models:`` section) gives the labels."""
     import pandas as pd
 
     from .fileio import atomic_path, write_csv
@@ -183,6 +184,7 @@ def write_cheapest_tables(paths, out_csv, out_md) -> None:
     missing = set(COLUMNS) - set(table.columns)
     if missing:
         raise ValueError(f"{', '.join(map(str, paths))}: not cheapest-layer files, missing {', '.join(sorted(missing))}")
+    table["label"] = [(models or {}).get(m, {}).get("label", m) for m in table["model"]]
     write_csv(out_csv, table[COLUMNS])
     lines = ["| dataset | model | best layer (val) | test UAR | cheapest layer | test UAR | diff [95% CI] | compute |",
              "|---|---|---|---|---|---|---|---|"]

@@ -19,7 +19,7 @@ MODEL_SOURCES: tuple[str, ...] = ("huggingface", "aves", "logmel", "mfcc", "rand
 PRETRAINED_SOURCES: tuple[str, ...] = ("huggingface", "aves")
 #: Keys of an entry that only name or group it in figures and tables; they do not change the
 #: weights or the embeddings, so the weight and embedding rules never see them.
-DESCRIPTIVE_KEYS: tuple[str, ...] = ("label", "group", "base")
+DESCRIPTIVE_KEYS: tuple[str, ...] = ("label", "group", "base", "published_as")
 #: Keys that say how far a model is run (``max_layer``), not what it is: a ``random_init``'s
 #: ``of: <model name>`` copies the other entry's architecture without them.
 FORWARD_KEYS: tuple[str, ...] = ("max_layer",)

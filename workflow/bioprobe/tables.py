@@ -1,4 +1,5 @@
-"""Tables of results: all scores in one tidy CSV, and the best-layer table of the study.
+"""Score tables: all scores in one tidy frame, and the best-layer table of the study (written by
+:func:`bioprobe.figures.make.write_tables`).
 
 Scores are read from the probes' and fusions' ``scores.csv`` files (tidy: one row per
 dataset, model, layer, probe, seed and split, ``uar`` in [0, 1]). The best layer of a model is
@@ -10,12 +11,11 @@ chosen on test.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
-from .fileio import write_csv, write_text
 
 PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "resources" / "published" / "sarkar2025_best_layer.csv"
 REQUIRED = ("dataset", "model", "layer", "probe", "seed", "split", "uar")
@@ -100,10 +100,6 @@ def best_layers(scores: pd.DataFrame, seed_mean_cis: pd.DataFrame | None = None)
     return pd.DataFrame(rows)
 
 
-def published_scores(path: Path = PUBLISHED_CSV) -> pd.DataFrame:
-    return pd.read_csv(path)
-
-
 # Sources without a transformer: their "layers" are feature sets, not a CNN and blocks.
 HANDCRAFTED_SOURCES = ("logmel", "mfcc")
 
@@ -114,43 +110,6 @@ def layer_label(layer, handcrafted: bool = False) -> str:
     if layer < 0:
         return "all"
     return f"features {layer}" if handcrafted else ("CNN" if layer == 0 else str(layer))
-
-
-def write_tables(
-    probe_scores: Iterable[str],
-    fusion_scores: Iterable[str],
-    models: Mapping[str, dict],
-    fusion: Mapping[str, dict],
-    datasets: Mapping[str, str],
-    best_csv,
-    best_md,
-    all_scores_csv,
-) -> pd.DataFrame:
-    """Write the combined scores and the best-layer table (CSV and Markdown).
-
-    ``datasets`` maps each dataset name to its type (to find the published numbers).
-    """
-    paths = list(probe_scores) + list(fusion_scores)
-    scores = read_scores(paths)
-    write_csv(all_scores_csv, scores)
-    best = best_layers(scores, read_seed_mean_cis(paths))
-    labels = {name: cfg.get("label", name) for name, cfg in models.items()}
-    labels.update({name: f"Fusion ({name})" for name in fusion})
-    best.insert(2, "label", best["model"].map(lambda m: labels.get(m, m)))
-    best.insert(3, "group", best["model"].map(lambda m: (models.get(m) or {}).get("group", "fusion" if m in fusion else "")))
-    published = published_scores()
-    pub = {(r.dataset_type, r.model_label): r.uar for r in published.itertuples()}
-    best["published_uar"] = [
-        pub.get((datasets.get(d), "Fusion" if m in fusion else labels.get(m)), np.nan) for d, m in zip(best["dataset"], best["model"])
-    ]
-    # Rows in the config's order: models as listed, then fusions.
-    order = {name: i for i, name in enumerate([*models, *fusion])}
-    best = best.sort_values(["probe", "dataset"]).sort_values("model", key=lambda m: m.map(order).fillna(len(order)), kind="stable")
-    best = best.reset_index(drop=True)
-    write_csv(best_csv, best)
-    handcrafted = {name for name, cfg in models.items() if cfg.get("source") in HANDCRAFTED_SOURCES}
-    write_text(best_md, best_layer_markdown(best, list(datasets), handcrafted))
-    return best
 
 
 def best_layer_markdown(best: pd.DataFrame, datasets: list[str], handcrafted: set[str] = frozenset()) -> str:

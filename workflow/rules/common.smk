@@ -110,11 +110,7 @@ def all_outputs():
     for dataset in DATASETS:
         outs += probe_scores_of(dataset) + fusion_scores_of(dataset)
         outs.append(f"{RESULTS}/{dataset}/comparisons.csv")
-        outs += [f"{RESULTS}/figures/layerwise_{dataset}.{fmt}" for fmt in FIG_FORMATS]
-    if DATASETS:
-        outs += [f"{RESULTS}/tables/best_layer.{ext}" for ext in ("csv", "md")]
-        outs.append(f"{RESULTS}/tables/all_scores.csv")
-    return outs
+    return outs + figure_outputs()  # common_figures.smk
 
 
 def prepare_inputs(wildcards):

@@ -86,7 +86,6 @@ rule cheapest_layer:
         csv=f"{RESULTS}/{{dataset}}/cheapest_layer.csv",
     params:
         cfg=tracked(CHEAPEST or {}, "cheapest_layer.schema.yaml"),
-        models=figure_models(),
         entries={m: bp_models.rule_params(m, config["models"]) for m in MODELS},
         probe_dirs=lambda wc: {m: probe_dir(wc.dataset, m, CHEAPEST["probe"]) for m in MODELS},
         cache=lambda wc, input: os.path.dirname(os.path.dirname(input.locks[0])),
@@ -106,6 +105,8 @@ rule cheapest_table:
     output:
         csv=report(f"{RESULTS}/tables/cheapest_layer.csv", caption="../report/cheapest_layer.rst", category="Tables"),
         md=f"{RESULTS}/tables/cheapest_layer.md",
+    params:
+        models=figure_models(),
     log:
         f"{LOGS}/figures/cheapest_table.log",
     benchmark:

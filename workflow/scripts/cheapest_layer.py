@@ -6,7 +6,6 @@ with logged(snakemake):
     probe_dirs = snakemake.params.probe_dirs
     run_cheapest_layer(
         snakemake.wildcards.dataset,
-        snakemake.params.models,
         snakemake.params.entries,
         probe_dirs,
         dict(zip(probe_dirs, snakemake.input.embeddings)),

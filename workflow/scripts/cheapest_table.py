@@ -3,4 +3,4 @@ from bioprobe.cheapest import write_cheapest_tables
 from bioprobe.smk import logged
 
 with logged(snakemake):
-    write_cheapest_tables(snakemake.input.csvs, snakemake.output.csv, snakemake.output.md)
+    write_cheapest_tables(snakemake.input.csvs, snakemake.output.csv, snakemake.output.md, snakemake.params.models)
