@@ -17,7 +17,8 @@ def test_study_and_demo_configs_are_valid_and_get_defaults():
     config = load_config(REPO / "config.yaml")
     study_models = ["aves_bio", "hubert", "wavlm", "w2v2", "wavlm_100h", "w2v2_100h", "w2v2_960h"]
     assert list(config["models"])[:7] == study_models
-    assert {m["group"] for m in list(config["models"].values())[7:]} == {"baseline"}
+    enabled = [m for m in config["models"].values() if m.get("enabled", True)]
+    assert {m["group"] for m in enabled[7:]} == {"baseline"}  # other families follow, switched off
     assert set(config["datasets"]) == {"watkins", "imv", "abzaliev"}
     assert config["audio"] == {"sample_rate": 16000, "resampler": "soxr_hq"}
     demo = load_config(REPO / "resources" / "configs" / "demo.yaml")
@@ -92,11 +93,12 @@ def test_tracked_params_leave_out_schema_defaults():
     from bioprobe.config import embed_result_settings, embed_settings, tracked
 
     config = load_config(REPO / "config.yaml")
-    # every audio and embed setting of the study is at its default: nothing is tracked
+    # every audio and embed setting of the study is at its default: nothing is tracked but
+    # std_ddof, whose default changed the embeddings (x-tracked: always)
     assert tracked(config["audio"], "config.schema.yaml", ("audio",)) == {}
-    assert tracked(embed_result_settings(config["embed"]), "embed.schema.yaml") == {}
+    assert tracked(embed_result_settings(config["embed"]), "embed.schema.yaml") == {"std_ddof": 1}
     changed = {**config["embed"], "min_samples": 8000}
-    assert tracked(embed_result_settings(changed), "embed.schema.yaml") == {"min_samples": 8000}
+    assert tracked(embed_result_settings(changed), "embed.schema.yaml") == {"min_samples": 8000, "std_ddof": 1}
     # the job still gets every setting: the config's section under the tracked ones
     assert embed_settings({"min_samples": 8000}, {"embed": changed}) == changed
     # nested settings: only the keys that differ, type-dependent defaults from the entry's type

@@ -113,6 +113,62 @@ def test_aves_layer0_matches_hf_hidden_state_0(tiny, kind):
         torch.testing.assert_close(ours[layer], hidden, atol=1e-5, rtol=1e-4)
 
 
+def test_aves_layer0_study_is_the_projected_cnn_features(tiny, tmp_path):
+    """layer0: study is what the authors hooked (post_extract_proj = torchaudio's feature_projection)."""
+    import torch.nn.functional as F
+
+    from bioprobe.encoders.aves import load_aves_state
+
+    study = load_encoder("aves_s", {**entry(tiny, "aves"), "layer0": "study"}, tmp_path / "cache")
+    default = load_encoder("aves_t", entry(tiny, "aves"), tmp_path / "cache")
+    explicit = load_encoder("aves_e", {**entry(tiny, "aves"), "layer0": "transformer_input"}, tmp_path / "cache")
+    assert (study.layer0, default.layer0, explicit.layer0) == ("study", "transformer_input", "transformer_input")
+    assert study.describe()["layer0"] == "study"
+    wave = waves(2, 7000)
+    # 1. a forward hook on the torchaudio model's encoder.feature_projection, through its own forward
+    model = study.model
+    hooked = []
+    handle = model.encoder.feature_projection.register_forward_hook(lambda mod, inp, out: hooked.append(out))
+    with torch.inference_mode():
+        layers, _ = model.extract_features(wave)
+        ours = study(wave)
+        today = default(wave)
+        again = explicit(wave)
+    handle.remove()
+    assert len(hooked) == 2  # extract_features, then our forward
+    torch.testing.assert_close(ours[0], hooked[0], atol=0, rtol=0)
+    # 2. Linear(LayerNorm(CNN features)), by hand from the state dict
+    from bioprobe.encoders.aves import build_aves_model, read_aves_config
+
+    bare = build_aves_model("bare", read_aves_config(tiny["aves"][0], "bare")).eval()  # the saved weights, loaded apart
+    load_aves_state("bare", bare, tiny["aves"][1])
+    sd = bare.state_dict()
+    with torch.inference_mode():
+        cnn, _ = bare.feature_extractor(wave, None)  # [B, frames, conv_dim]
+        normed = F.layer_norm(cnn, (cnn.shape[-1],), sd["encoder.feature_projection.layer_norm.weight"],
+                              sd["encoder.feature_projection.layer_norm.bias"], eps=1e-5)
+        by_hand = F.linear(normed, sd["encoder.feature_projection.projection.weight"], sd["encoder.feature_projection.projection.bias"])
+    torch.testing.assert_close(ours[0], by_hand, atol=1e-5, rtol=1e-5)
+    # 3. transformer_input (the default, and the value before layer0 existed) differs from it...
+    assert (today[0] - by_hand).abs().max() > 1e-2
+    torch.testing.assert_close(again, today, atol=0, rtol=0)
+    # ...and is the transformer's input step applied to the projection; layers 1..N do not change
+    with torch.inference_mode():
+        transformer_input = model.encoder.transformer._preprocess(hooked[0])
+    torch.testing.assert_close(today[0], transformer_input, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(ours[1:], today[1:], atol=0, rtol=0)
+    torch.testing.assert_close(ours[-1], layers[-1], atol=1e-5, rtol=1e-5)
+
+
+def test_aves_layer0_is_checked_and_inherited_by_random_init(tiny, tmp_path):
+    cache = tmp_path / "cache"
+    models = {"aves_bio": {**entry(tiny, "aves"), "layer0": "study"}}
+    r_aves = load_encoder("rand_aves", {"source": "random_init", "of": "aves_bio"}, cache, models=models)
+    assert r_aves.layer0 == "study" and r_aves.provenance["layer0"] == "study"
+    with pytest.raises(ValueError, match="layer0 must be one of study, transformer_input"):
+        load_encoder("bad", {**entry(tiny, "aves"), "layer0": "cnn"}, cache)
+
+
 def test_aves_loads_legacy_and_current_weight_norm_keys(tmp_path):
     legacy = save_tiny_aves_model(tmp_path / "legacy", seed=3, legacy_keys=True)
     current = save_tiny_aves_model(tmp_path / "current", seed=3, legacy_keys=False)

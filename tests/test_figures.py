@@ -25,7 +25,7 @@ from bioprobe.figures.make import write_tables
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = yaml.safe_load((REPO / "config.yaml").read_text())
-MODELS = STUDY["models"]
+MODELS = {m: c for m, c in STUDY["models"].items() if c.get("enabled", True)}  # the models the study runs
 FUSIONS = STUDY["fusion"]
 DATASETS = {"imv": 11, "watkins": 32}  # dataset: classes
 

@@ -66,3 +66,16 @@ def test_resolve_model_entry_and_rule_params():
     assert not set(DESCRIPTIVE_KEYS) & set(rule_params("hubert", MODELS))
     with pytest.raises(KeyError, match="'nope' is not under models: \\(known: hubert, rand, lm\\)"):
         resolve_model_entry("nope", MODELS)
+
+
+def test_rule_params_leave_out_embed_overrides_and_fetch_params_layer0():
+    aves = {"source": "aves", "config_url": "c.json", "weights_url": "w.pt", "layer0": "study", "label": "AVES",
+            "embed": {"chunk_seconds": 18.75}}
+    models = {"aves": aves, "rand": {"source": "random_init", "of": "aves", "seed": 0, "embed": {"batch_size": 2}}}
+    weights = {"source": "aves", "config_url": "c.json", "weights_url": "w.pt"}
+    # the embed rule: layer0 changes the embeddings, the overrides are tracked with the embed settings
+    assert rule_params("aves", models) == {**weights, "layer0": "study"}
+    assert rule_params("rand", models) == {"source": "random_init", "of": {**weights, "layer0": "study"}, "seed": 0}
+    # fetch_weights: neither changes what is fetched
+    assert rule_params("aves", models, fetch=True) == weights
+    assert rule_params("rand", models, fetch=True) == {"source": "random_init", "of": weights, "seed": 0}

@@ -21,7 +21,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "resources" / "configs" / "demo.yaml"
 D = "synthetic"
-MODELS = ("tiny_hubert", "tiny_wav2vec2", "tiny_wavlm")
+MODELS = ("logmel", "tiny_hubert", "tiny_wav2vec2", "tiny_wav2vec2_ft", "tiny_wavlm")
+# the demo's figure roles (resources/configs/demo.yaml, figures:): which models figures 1 and 2 read
+FIG1_MODELS = {"tiny_hubert", "tiny_wavlm", "logmel"}  # compare + floor
+FIG2_MODELS = {"tiny_wav2vec2", "tiny_wav2vec2_ft", "logmel"}  # fine_tuned bases, their fine-tuned models + floor
 
 pytestmark = [pytest.mark.workflow, pytest.mark.timeout(1800)]
 
@@ -63,17 +66,27 @@ def embeds(*models):
     return {job("embed", dataset=D, model=m) for m in models}
 
 
-AGGREGATES = {job("compare", dataset=D), job("layerwise_figure", dataset=D, fmt="png"), job("tables"), job("all")}
 FUSE = {job("fuse", dataset=D, fusion="concat_best")}
-# the extensions the demo runs (docs/extensions.md): label efficiency reads the embeddings and the
-# split (its fusion also the probes' best layers), the cheapest layer reads the probe results
-LE_FIGURE = job("label_efficiency_figure", dataset=D, fmt="png")
-CHEAPEST = {job("cheapest_layer", dataset=D), job("cheapest_table")}
-AFTER_PROBES = FUSE | AGGREGATES | {job("label_efficiency_fusion", dataset=D, fusion="concat_best", probe="mlp"), LE_FIGURE} | CHEAPEST
+CONFUSION = {job("study_fig4_confusion", dataset=D, fusion="concat_best")}
+# figures and tables that read every model's results (or the tables made from them)
+EVERY_MODEL = {job("layerwise_figure", dataset=D), job("per_class_figure", dataset=D), job("published_figure"),
+               job("compare", dataset=D), job("tables"), job("all")}
+FIGURES = {job("layerwise_figure", dataset=D), job("per_class_figure", dataset=D), job("published_figure"),
+           job("study_fig1"), job("study_fig2")} | CONFUSION
 
 
-def label_efficiency(*models):
-    return {job("label_efficiency", dataset=D, model=m, probe="mlp") for m in models}
+def after_probes(*models) -> set:
+    """What re-runs after the probes of ``models``: the fusion (over every model), its confusion
+    figure, the tables and every figure that reads one of these models."""
+    jobs = FUSE | CONFUSION | EVERY_MODEL
+    if FIG1_MODELS & set(models):
+        jobs.add(job("study_fig1"))
+    if FIG2_MODELS & set(models):
+        jobs.add(job("study_fig2"))
+    return jobs
+
+
+AFTER_PROBES = after_probes(*MODELS)
 
 
 def set_in(path: str, value):
@@ -92,30 +105,24 @@ def add_model(config):
 
 CASES = {
     "nothing": (lambda c: None, set()),
-    "split seed": (set_in(f"datasets.{D}.split.seed", 7), {job("split", dataset=D)} | probes(*MODELS) | label_efficiency(*MODELS) | AFTER_PROBES),
-    "split method": (set_in(f"datasets.{D}.split.method", "grouped"), {job("split", dataset=D)} | probes(*MODELS) | label_efficiency(*MODELS) | AFTER_PROBES),
-    "label mapping": (set_in(f"datasets.{D}.label_map", {"call_a": "call_b"}), {job("split", dataset=D)} | probes(*MODELS) | label_efficiency(*MODELS) | AFTER_PROBES),
-    "model label": (set_in("models.tiny_wavlm.label", "renamed"), AGGREGATES | {LE_FIGURE, job("cheapest_table")}),
+    "split seed": (set_in(f"datasets.{D}.split.seed", 7), {job("split", dataset=D)} | probes(*MODELS) | AFTER_PROBES),
+    "split method": (set_in(f"datasets.{D}.split.method", "grouped"), {job("split", dataset=D)} | probes(*MODELS) | AFTER_PROBES),
+    "label mapping": (set_in(f"datasets.{D}.label_map", {"call_a": "call_b"}), {job("split", dataset=D)} | probes(*MODELS) | AFTER_PROBES),
+    # figures and tables draw labels: every figure re-drawn, no probe or fusion re-run
+    "model label": (set_in("models.tiny_wavlm.label", "renamed"), FIGURES | {job("compare", dataset=D), job("tables"), job("all")}),
     "model id": (set_in("models.tiny_wavlm.id", "resources/demo/models/wav2vec2"),
-                 {job("fetch_weights", model="tiny_wavlm")} | embeds("tiny_wavlm") | probes("tiny_wavlm")
-                 | label_efficiency("tiny_wavlm") | AFTER_PROBES),
-    "embed.min_samples": (set_in("embed.min_samples", 6000), embeds(*MODELS) | probes(*MODELS) | label_efficiency(*MODELS)
-                          | AFTER_PROBES),
+                 {job("fetch_weights", model="tiny_wavlm")} | embeds("tiny_wavlm") | probes("tiny_wavlm") | after_probes("tiny_wavlm")),
+    "embed.min_samples": (set_in("embed.min_samples", 6000), embeds(*MODELS) | probes(*MODELS) | AFTER_PROBES),
     "embed batch size and device": (lambda c: c["embed"].update(batch_size=2, device="cpu"), set()),
     "audio.resampler": (set_in("audio.resampler", "soxr_vhq"),
-                        {job("resample", dataset=D)} | embeds(*MODELS) | probes(*MODELS) | label_efficiency(*MODELS)
-                        | AFTER_PROBES),
-    # label efficiency does not use the probe's seeds: only its fusion (best layers) re-runs
+                        {job("resample", dataset=D)} | embeds(*MODELS) | probes(*MODELS) | AFTER_PROBES),
     "probe seeds": (set_in("probes.mlp.seeds", [42]), probes(*MODELS) | AFTER_PROBES),
-    "figure format": (set_in("figures.formats", ["png", "pdf"]), {job("layerwise_figure", dataset=D, fmt="pdf"),
-                                                                  job("label_efficiency_figure", dataset=D, fmt="pdf"), job("all")}),
+    "figure format": (set_in("figures.formats", ["png", "pdf"]), FIGURES | {job("all")}),
     "fusion model list": (set_in("fusion.concat_best.models", ["tiny_hubert", "tiny_wavlm"]),
-                          FUSE | {job("tables"), job("all"), job("label_efficiency_fusion", dataset=D, fusion="concat_best", probe="mlp"), LE_FIGURE}),
+                          FUSE | CONFUSION | {job("tables"), job("published_figure"), job("all")}),
+    # a new model is a new line in every figure (and joins the fusion over every model)
     "adding a model": (add_model, {job("fetch_weights", model="tiny_hubert_b")} | embeds("tiny_hubert_b")
-                       | probes("tiny_hubert_b") | label_efficiency("tiny_hubert_b") | AFTER_PROBES),
-    "label efficiency draws": (set_in("label_efficiency.draws", 3), label_efficiency(*MODELS)
-                               | {job("label_efficiency_fusion", dataset=D, fusion="concat_best", probe="mlp"), LE_FIGURE, job("all")}),
-    "cheapest delta": (set_in("cheapest_layer.delta", 0.02), CHEAPEST | {job("all")}),
+                       | probes("tiny_hubert_b") | AFTER_PROBES),
     # a schema default written out explicitly is the same setting
     "defaults written out": (lambda c: c["embed"].update(chunk_seconds=120, precision="fp32", store_dtype="float32"), set()),
 }
@@ -125,6 +132,8 @@ def base_config() -> dict:
     """The demo config, its calls being a user's folder (made here, not by a rule of the workflow):
     the case of a real dataset, whose labels file the user may edit."""
     config = yaml.safe_load(DEMO_CONFIG.read_text())
+    for extension in ("label_efficiency", "cheapest_layer"):  # their staleness: tests/test_workflow.py
+        config.pop(extension, None)
     config["demo"].pop("calls")
     config["datasets"][D].update(root="calls", labels="calls/labels.csv")
     return config
@@ -166,12 +175,12 @@ def test_a_label_file_edit_reruns_the_split_not_the_audio(demo_run):
         first = rows[1].split(",")
         first[header.index("label")] = "call_b" if first[header.index("label")] != "call_b" else "call_a"
         labels.write_text("\n".join([rows[0], ",".join(first), *rows[2:]]) + "\n")
-        assert scheduled_jobs(demo_run, config) == {job("split", dataset=D)} | probes(*MODELS) | label_efficiency(*MODELS) | AFTER_PROBES
+        assert scheduled_jobs(demo_run, config) == {job("split", dataset=D)} | probes(*MODELS) | AFTER_PROBES
         first[header.index("path")] = rows[2].split(",")[header.index("path")]
         labels.write_text("\n".join([rows[0], ",".join(first), *rows[2:]]) + "\n")
         assert scheduled_jobs(demo_run, config) == ({job("clips", dataset=D), job("split", dataset=D),
                                                      job("resample", dataset=D)} | embeds(*MODELS)
-                                                    | probes(*MODELS) | label_efficiency(*MODELS) | AFTER_PROBES)
+                                                    | probes(*MODELS) | AFTER_PROBES)
     finally:
         labels.write_text(original)
     # the same content again (a newer date): nothing is stale

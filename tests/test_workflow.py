@@ -165,6 +165,30 @@ def test_report_holds_every_figure_and_table(demo_run, tmp_path):
     assert "Study figure 1: layer-wise test UAR [%] of\\ntiny HuBERT (random), tiny WavLM (random)" in html
 
 
+def test_embed_protocol_settings_and_results_dir(demo_run, tmp_path):
+    # the keys added for the authors' protocol, at the values that give the former embeddings
+    # or at their defaults, re-run nothing
+    config = changed_config(tmp_path, lambda c: c["embed"].update(batching="equal_length", std_ddof=1))
+    assert planned_jobs(demo_run, config) == {}
+    # the population std changes every embedding, and nothing upstream
+    jobs = planned_jobs(demo_run, changed_config(tmp_path, lambda c: c["embed"].update(std_ddof=0)))
+    assert jobs.get("embed") == len(MODELS) and not {"resample", "clips", "split", "fetch_weights"} & set(jobs), jobs
+    # one model's embed: override re-embeds that model only, and fetches nothing
+    jobs = planned_jobs(demo_run, changed_config(tmp_path, lambda c: c["models"]["tiny_hubert"].update(embed={"chunk_seconds": 1.0})))
+    assert jobs.get("embed") == 1 and jobs.get("probe") == 1 and not {"resample", "fetch_weights"} & set(jobs), jobs
+
+    # another results_dir with the authors' batches: everything from prepare on is its own,
+    # the demo's calls, models and weight locks are shared
+    def exact(c):
+        c["results_dir"] = "results/exact"
+        c["embed"].update(batching="study_repeat_pad", batch_size=1)
+        c["datasets"]["synthetic"]["embed"] = {"batch_size": 32}
+
+    jobs = planned_jobs(demo_run, changed_config(tmp_path, exact))
+    assert jobs.get("embed") == len(MODELS) and jobs.get("resample") == 1 and jobs.get("clips") == jobs.get("split") == 1, jobs
+    assert not {"demo_calls", "demo_model", "fetch_weights"} & set(jobs), jobs
+
+
 def test_extensions_label_efficiency_and_cheapest_layer(demo_run):
     results = demo_run / "results"
     demo = yaml.safe_load(DEMO_CONFIG.read_text())

@@ -147,7 +147,7 @@ def resample_manifest(manifest_csv, audio_root, out_h5, sample_rate: int = 16000
                 where = f"{path} (clip {row['clip_id']})"
                 clip = cut_segment(wave, sample_rate, row["start"], row["end"], where) if has_times else wave
                 check_clip(clip, where)
-                writer.append(str(row["clip_id"]), clip)
+                writer.append(str(row["clip_id"]), clip, manifest_row=i)
                 bar.update(1)
     bar.close()
     return len(manifest)

@@ -31,7 +31,38 @@ def _product(values) -> int:
     return int(math.prod(int(v) for v in values))
 
 
+# Public checkpoints of the families beyond the study's (config.yaml's switched-off block), so
+# that their estimate is right before their config is fetched.
+PUBLIC_GEOMETRY = {
+    "facebook/data2vec-audio-base": {"n_layers": 13, "dim": 768, "hop_samples": 320},
+    "microsoft/unispeech-sat-base": {"n_layers": 13, "dim": 768, "hop_samples": 320},
+    "facebook/wav2vec2-conformer-rel-pos-large": {"n_layers": 25, "dim": 1024, "hop_samples": 320},
+    "openai/whisper-small": {"n_layers": 13, "dim": 768, "hop_samples": 320, "window_samples": 480_000},
+    "MIT/ast-finetuned-audioset-10-10-0.4593": {
+        "n_layers": 13, "dim": 768, "hop_samples": 1600, "frames_per_hop": 12, "window_samples": 163_840,
+    },
+}
+
+
 def _hf_geometry(config: Mapping) -> dict:
+    """Layers, width and frame rate from a transformers ``config.json``; windowed families also
+    give their window (Whisper 30 s, AST 1024 frames) and AST its patch tokens per time step."""
+    if config.get("model_type") == "whisper":
+        return {
+            "n_layers": int(config["encoder_layers"]) + 1,
+            "dim": int(config["d_model"]),
+            "hop_samples": 320,
+            "window_samples": 2 * int(config.get("max_source_positions", 1500)) * 160,
+        }
+    if config.get("model_type") == "audio-spectrogram-transformer":
+        patch = int(config.get("patch_size", 16))
+        return {
+            "n_layers": int(config["num_hidden_layers"]) + 1,
+            "dim": int(config["hidden_size"]),
+            "hop_samples": 160 * int(config.get("time_stride", 10)),
+            "frames_per_hop": (int(config.get("num_mel_bins", 128)) - patch) // int(config.get("frequency_stride", 10)) + 1,
+            "window_samples": 160 * int(config.get("max_length", 1024)),
+        }
     return {
         "n_layers": int(config["num_hidden_layers"]) + 1,
         "dim": int(config["hidden_size"]),
@@ -78,6 +109,8 @@ def model_geometry(name: str, mcfg: Mapping, cache_dir, models: Mapping | None =
     config = _cached_config(name, cache_dir, "config.json" if hf else "config")
     if config is None and hf and Path(str(arch.get("id", ""))).joinpath("config.json").is_file():
         config = json.loads(Path(arch["id"]).joinpath("config.json").read_text())
+    if config is None and hf and arch.get("id") in PUBLIC_GEOMETRY:
+        return {**PUBLIC_GEOMETRY[arch["id"]], "geometry": "known checkpoint"}
     if config is None:
         return dict(BASE_GEOMETRY)
     return {**(_hf_geometry(config) if hf else _aves_geometry(config)), "geometry": "from config"}
@@ -141,13 +174,13 @@ def estimate(config: Mapping, results_dir="results", rtf: float | None = None) -
         lengths, origin = clip_lengths(dataset, dcfg, results_dir, data_dir, sample_rate)
         for name, mcfg in models.items():
             geo = model_geometry(name, mcfg, cache_dir, models)
-            row = {"dataset": dataset, "model": name, "lengths_from": origin, **geo}
+            row = {"dataset": dataset, "model": name, "enabled": bool(mcfg.get("enabled", True)), "lengths_from": origin, **geo}
             if lengths is None:
                 rows.append({**row, "n_clips": None, "audio_hours": None, "embedding_bytes": None})
                 continue
             known = lengths[lengths >= 0]
             padded = np.maximum(known, int(embed["min_samples"]))
-            frames = int(np.sum(padded // geo["hop_samples"]))
+            frames = int(np.sum(padded // geo["hop_samples"])) * geo.get("frames_per_hop", 1)
             pooled = len(known) * geo["n_layers"] * 2 * geo["dim"] * itemsize
             ids = len(known) * 48  # variable-length utf-8 clip ids
             frame_bytes = frames * geo["n_layers"] * geo["dim"] * 2 if embed["frame_level"] else 0
@@ -157,8 +190,13 @@ def estimate(config: Mapping, results_dir="results", rtf: float | None = None) -
                 embedding_bytes=int(pooled + ids + frame_bytes + HDF5_OVERHEAD_BYTES),
                 frame_level_bytes=int(frame_bytes),
             )
+            window = geo.get("window_samples")
+            # a windowed model (Whisper, AST) computes whole windows, however short the clip
+            row["model_input_hours"] = (
+                float(np.sum(-(-padded // window))) * window / sample_rate / 3600 if window else row["audio_hours"]
+            )
             if rtf is not None:
-                row["compute_hours"] = row["audio_hours"] * rtf
+                row["compute_hours"] = row["model_input_hours"] * rtf
             rows.append(row)
     return rows
 
@@ -180,23 +218,27 @@ def format_report(rows: list[dict]) -> str:
         hours = "?" if r["audio_hours"] is None else f"{r['audio_hours']:.2f}"
         clips = "?" if r["n_clips"] is None else str(r["n_clips"])
         notes = [] if r["n_clips"] is not None else [r["lengths_from"]]
+        if not r.get("enabled", True):
+            notes.append("disabled (enabled: false): not in totals")
         if r["geometry"].startswith("assumed"):
             notes.append("shape assumed (weights not fetched)")
+        if r.get("window_samples") and r["n_clips"] is not None:
+            notes.append(f"{r['model_input_hours']:.2f} h of {r['window_samples'] / 16000:g} s windows")
         if r.get("compute_hours") is not None:
             notes.append(f"~{r['compute_hours']:.2f} compute h")
         lines.append(
             f"{r['dataset']:<12} {r['model']:<14} {clips:>8} {hours:>9} {str(r['n_layers']) + ' x ' + str(2 * r['dim']):>13} "
             f"{human_bytes(r['embedding_bytes']):>15}  {'; '.join(notes)}"
         )
-    known = [r for r in rows if r["embedding_bytes"] is not None]
+    known = [r for r in rows if r["embedding_bytes"] is not None and r.get("enabled", True)]
     lines.append("")
-    for model in dict.fromkeys(r["model"] for r in rows):
+    for model in dict.fromkeys(r["model"] for r in rows if r.get("enabled", True)):
         mine = [r for r in known if r["model"] == model]
         lines.append(
             f"model {model:<14} audio {sum(r['audio_hours'] for r in mine):8.2f} h   embeddings {human_bytes(sum(r['embedding_bytes'] for r in mine)):>10}"
         )
     lines.append(f"total embeddings: {human_bytes(sum(r['embedding_bytes'] for r in known))}")
-    if len(known) < len(rows):
+    if any(r["embedding_bytes"] is None for r in rows):
         lines.append("(datasets marked ? are not prepared yet: their sizes are not counted)")
     return "\n".join(lines)
 
@@ -204,13 +246,14 @@ def format_report(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bioprobe.budget", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="config.yaml", help="the study config (default config.yaml)")
-    parser.add_argument("--results", default="results", help="results folder (default results)")
+    parser.add_argument("--results", default=None, help="results folder (default: the config's results_dir, results)")
     parser.add_argument("--rtf", type=float, default=None, help="compute seconds per audio second, to estimate compute hours")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     args = parser.parse_args(argv)
     from .config import load_config
 
-    rows = estimate(load_config(args.config), args.results, args.rtf)
+    config = load_config(args.config)
+    rows = estimate(config, args.results or config["results_dir"], args.rtf)
     print(json.dumps(rows, indent=2) if args.json else format_report(rows))
     return 0
 

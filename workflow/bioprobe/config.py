@@ -91,13 +91,15 @@ def validate_config(config: dict, schema_dir: Path = SCHEMA_DIR) -> dict:
     Raises :class:`ConfigError` listing every problem, each naming its key.
     """
     config = copy.deepcopy(config)
-    validator = _validator(load_schemas(schema_dir))
+    schemas = load_schemas(schema_dir)
+    validator = _validator(schemas)
     # Defaults are filled while validating; a second pass reports on the filled config.
     list(validator.iter_errors(config))
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in _leaf_errors(errors)))
     _check_references(config)
+    _check_embed_overrides(config, schemas)
     return canonical_order(config)
 
 
@@ -132,6 +134,8 @@ def _check_references(config: dict) -> None:
         for model in fcfg.get("models") or []:
             if model not in models:
                 raise ConfigError(f"config key 'fusion.{name}.models': {model!r} is not a model of this config")
+            if not models[model].get("enabled", True):
+                raise ConfigError(f"config key 'fusion.{name}.models': model {model!r} is disabled (enabled: false); enable it or drop it here")
     for section, types in (("label_efficiency", ("mlp", "linear")), ("cheapest_layer", ("mlp", "linear", "knn"))):
         probe = (config.get(section) or {}).get("probe")
         if probe is not None and probe not in probes:
@@ -144,18 +148,63 @@ def _check_references(config: dict) -> None:
 # embed: settings that change how fast embeddings are computed, not what they are (batches only
 # hold clips of equal length, so results do not depend on them): changing them re-runs nothing.
 EMBED_RUNTIME_KEYS = ("batch_size", "max_batch_seconds", "device")
+# Under batching: study_repeat_pad, batch_size decides which clips share a batch and how far they
+# are padded, so it changes the embeddings and is tracked (max_batch_seconds is not used there).
+PADDED_BATCHING_TRACKED_KEYS = ("batch_size",)
+# Keys added after embeddings were first made, with the value that gives the former embeddings:
+# left out of the tracked settings at that value only, so that a config at that value re-runs
+# nothing on upgrading, and any other value (the new default std_ddof 1 included) is tracked.
+# The schema always fills these keys in, so "left out" can only mean "that value".
+EMBED_KEYS_ADDED_AT_NEUTRAL = {"batching": "equal_length", "std_ddof": 0}
 
 
 def embed_result_settings(embed: dict) -> dict:
     """The ``embed:`` settings that determine the embeddings (tracked as rule params)."""
-    return {k: v for k, v in embed.items() if k not in EMBED_RUNTIME_KEYS}
+    padded = embed.get("batching", "equal_length") != "equal_length"
+    runtime = [k for k in EMBED_RUNTIME_KEYS if not (padded and k in PADDED_BATCHING_TRACKED_KEYS)]
+    return {
+        k: v
+        for k, v in embed.items()
+        if k not in runtime and not (k in EMBED_KEYS_ADDED_AT_NEUTRAL and v == EMBED_KEYS_ADDED_AT_NEUTRAL[k])
+    }
 
 
-def embed_settings(result_settings: dict, config: dict) -> dict:
+def effective_embed(config: dict, dataset: str | None = None, model: str | None = None) -> dict:
+    """The ``embed:`` settings of one (dataset, model) job.
+
+    The ``embed:`` section, then the dataset entry's ``embed:`` overrides, then the model
+    entry's (e.g. a smaller ``chunk_seconds`` for one model), each key overriding the one before.
+    """
+    merged = dict(config.get("embed") or {})
+    if dataset is not None:
+        merged.update((config.get("datasets") or {}).get(dataset, {}).get("embed") or {})
+    if model is not None:
+        merged.update((config.get("models") or {}).get(model, {}).get("embed") or {})
+    return merged
+
+
+def embed_settings(result_settings: dict, config: dict, dataset: str | None = None, model: str | None = None) -> dict:
     """All ``embed:`` settings for a job: the tracked ones plus the runtime ones from ``config``."""
-    # the config's section (defaults filled) under the tracked settings, which may leave out
+    # the job's merged settings (defaults filled) under the tracked ones, which may leave out
     # values equal to their schema default (see tracked())
-    return {**(config.get("embed") or {}), **result_settings}
+    return {**effective_embed(config, dataset, model), **result_settings}
+
+
+def _check_embed_overrides(config: dict, schemas: dict) -> None:
+    """Every dataset's and model's ``embed:`` overrides, merged over ``embed:``, must be valid."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schemas.get("embed.schema.yaml", {"type": "object"}))
+    for section in ("datasets", "models"):
+        for name, entry in (config.get(section) or {}).items():
+            override = entry.get("embed") if isinstance(entry, dict) else None
+            if not override:
+                continue
+            merged = {**(config.get("embed") or {}), **override}
+            for error in validator.iter_errors(merged):
+                key = ".".join(str(p) for p in error.absolute_path)
+                where = f"{section}.{name}.embed.{key}" if key in override else f"embed.{key} (with {section}.{name}.embed)"
+                raise ConfigError(f"config key '{where}': {error.message}")
 
 
 # --- Tracked params -------------------------------------------------------------------------

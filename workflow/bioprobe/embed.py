@@ -5,12 +5,17 @@ Decisions made here (each a small function with a unit test):
 * Batching (:func:`plan_batches`): a batch only holds clips of exactly the same length, so no
   batch carries padding and batched output equals one-clip-at-a-time output. Clips of unique
   length go alone. Batches are bounded by ``batch_size`` clips and ``max_batch_seconds`` of audio.
+  ``batching: study_repeat_pad`` reproduces the authors' batches instead
+  (:func:`plan_study_batches`): ``batch_size`` consecutive clips in manifest order, each
+  repeat-padded to the longest of its batch, padding kept in pooling; long clips are cut into
+  back-to-back chunks of exactly ``chunk_seconds`` (:func:`study_chunk_spans`).
 * Short clips (:func:`prepare_clip`): peak-normalised (optional; a silent clip stays zeros) and
   repeat-padded (tiled) to ``min_samples``, as in the study.
 * Long clips (:func:`chunk_spans`, :func:`owned_frames`): embedded in chunks of
   ``chunk_seconds`` with ``chunk_overlap_seconds`` of overlap; a frame seen by two chunks is
   counted once (each chunk owns the frames up to the middle of its overlaps), and pooling is
   streamed across chunks, so memory stays bounded whatever the length.
+* Pooling: mean and std over time; std unbiased (``std_ddof: 1``, ``torch.std``) by default.
 * Precision: fp32 by default; bf16/fp16 autocast as an option. Pooled features are float32
   (or float16 with ``store_dtype``). NaN/Inf in a model's output is an error naming the clip.
 """
@@ -26,9 +31,11 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .pooling import POOLING, STD_DDOF, StreamingMeanStd, batch_moments, finalize_mean_std
+from .pooling import POOLING, STD_DDOF, StreamingMeanStd, batch_moments, check_ddof, finalize_mean_std
 
 EMBED_DEFAULTS: dict = {
+    "batching": "equal_length",
+    "std_ddof": STD_DDOF,
     "batch_size": 16,
     "max_batch_seconds": 200.0,
     "min_samples": 5000,
@@ -43,6 +50,7 @@ EMBED_DEFAULTS: dict = {
 PRECISIONS = ("fp32", "bf16", "fp16")
 STORE_DTYPES = ("float32", "float16")
 DEVICES = ("auto", "cpu", "cuda")
+BATCHINGS = ("equal_length", "study_repeat_pad")
 
 
 def embed_options(embed_cfg: Mapping | None) -> dict:
@@ -68,7 +76,11 @@ def embed_options(embed_cfg: Mapping | None) -> dict:
     for key in ("peak_normalize", "frame_level"):
         if not isinstance(opts[key], bool):
             raise ValueError(f"embed: {key} must be true or false, got {opts[key]!r}")
-    for key, allowed in (("precision", PRECISIONS), ("store_dtype", STORE_DTYPES)):
+    try:
+        check_ddof(opts["std_ddof"])
+    except ValueError as err:
+        raise ValueError(f"embed: {err}") from None
+    for key, allowed in (("precision", PRECISIONS), ("store_dtype", STORE_DTYPES), ("batching", BATCHINGS)):
         if opts[key] not in allowed:
             raise ValueError(f"embed: {key} must be one of {', '.join(allowed)}, got {opts[key]!r}")
     device = str(opts["device"])
@@ -81,9 +93,11 @@ def embed_options(embed_cfg: Mapping | None) -> dict:
 # clip preparation, batching, chunking: pure functions
 
 
-def prepare_clip(wave: np.ndarray, clip_id: str, min_samples: int, peak_normalize: bool, source: str = "") -> np.ndarray:
+def prepare_clip(wave: np.ndarray, clip_id: str, min_samples: int, peak_normalize: bool, source: str = "", standardize: bool = False) -> np.ndarray:
     """Peak-normalise (optional) and repeat-pad a clip to ``min_samples``; float32 ``[samples]``.
 
+    With ``standardize`` (a checkpoint that declares ``do_normalize``), the padded clip is then
+    brought to zero mean and unit variance, as the checkpoint's feature extractor does.
     A silent clip is left at zeros (no division by a zero peak). An empty or non-finite clip is
     an error naming the clip.
     """
@@ -101,7 +115,17 @@ def prepare_clip(wave: np.ndarray, clip_id: str, min_samples: int, peak_normaliz
             wave = wave / peak
     if wave.size < min_samples:
         wave = np.resize(wave, min_samples)  # tiles the clip, then cuts at min_samples
+    if standardize:
+        wave = standardized(wave, float(np.mean(wave, dtype=np.float64)), float(np.var(wave, dtype=np.float64)))
     return wave
+
+
+STANDARDIZE_EPS = 1e-7  # transformers' zero_mean_unit_var_norm: (x - mean) / sqrt(var + 1e-7)
+
+
+def standardized(wave: np.ndarray, mean: float, var: float) -> np.ndarray:
+    """``(wave - mean) / sqrt(var + 1e-7)`` in float32, as transformers' feature extractors do."""
+    return ((wave - mean) / np.sqrt(var + STANDARDIZE_EPS)).astype(np.float32)
 
 
 def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_samples: int, chunk_samples: int) -> list[list[int]]:
@@ -124,6 +148,33 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_samples: int
         size = max(1, min(batch_size, max_batch_samples // max(length, 1)))
         batches.extend(indices[i : i + size] for i in range(0, len(indices), size))
     return batches
+
+
+def plan_study_batches(lengths: Sequence[int], order: Sequence[int], batch_size: int, chunk_samples: int) -> list[list[int]]:
+    """The authors' batches: ``batch_size`` consecutive clips of ``order`` (manifest order).
+
+    Clips of any lengths share a batch (each is then repeat-padded to the batch's longest). A
+    clip longer than ``chunk_samples`` is taken out of its batch and embedded alone, chunked
+    (the authors never met this case: they chunked Watkins only, with batch size 1).
+    """
+    batches = []
+    for i in range(0, len(order), batch_size):
+        group = [int(j) for j in order[i : i + batch_size]]
+        long = [j for j in group if int(lengths[j]) > chunk_samples]
+        short = [j for j in group if int(lengths[j]) <= chunk_samples]
+        batches.extend([[j] for j in long] + ([short] if short else []))
+    return batches
+
+
+def study_chunk_spans(n_samples: int, chunk_samples: int, min_samples: int) -> list[tuple[int, int]]:
+    """Back-to-back spans of exactly ``chunk_samples`` (the authors' cut), the last one shorter.
+
+    A last piece shorter than ``min_samples`` joins the one before, as in :func:`chunk_spans`.
+    """
+    spans = [(start, min(start + chunk_samples, n_samples)) for start in range(0, n_samples, chunk_samples)]
+    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < min_samples:
+        spans[-2:] = [(spans[-2][0], n_samples)]
+    return spans
 
 
 def chunk_spans(n_samples: int, chunk_samples: int, overlap_samples: int, hop: int, min_samples: int) -> list[tuple[int, int]]:
@@ -267,21 +318,35 @@ def embed_waves(
     progress: bool = False,
     source: str = "",
     get_span: Callable[[int, int, int], np.ndarray] | None = None,
+    order: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Pooled features ``[n_clips, n_layers, 2 * dim]`` float32 of every clip, plus run statistics.
 
     ``get_wave(i)`` returns clip ``i``'s raw samples; ``lengths[i]`` its length. ``opts`` is
     :func:`embed_options`' result. ``get_span(i, start, end)``, if given, reads part of a clip:
     long clips are then read chunk by chunk, so memory stays bounded whatever their length.
+    ``order`` (clip indices in manifest order, default as given) sets the batches of
+    ``batching: study_repeat_pad``; features are returned in the clips' own order either way.
     """
     from tqdm import tqdm
 
     sr = encoder.sample_rate
     min_samples = max(int(opts["min_samples"]), encoder.min_input_samples)
     chunk_samples = int(round(opts["chunk_seconds"] * sr))
+    if getattr(encoder, "window_step", None):  # a windowed encoder: chunks are whole windows
+        chunk_samples = windows_per_chunk(encoder, chunk_samples) * encoder.window_step + encoder.window_context
+    standardize = bool(getattr(encoder, "standardize_input", False))
     overlap_samples = int(round(opts["chunk_overlap_seconds"] * sr))
     padded = [max(int(n), min_samples) for n in lengths]
-    batches = plan_batches(padded, int(opts["batch_size"]), int(opts["max_batch_seconds"] * sr), chunk_samples)
+    ddof = int(opts["std_ddof"])
+    study = opts["batching"] == "study_repeat_pad"
+    if study:
+        order = range(len(clip_ids)) if order is None else order
+        if sorted(order) != list(range(len(clip_ids))):
+            raise ValueError(f"embed: the manifest order of {source or 'the clips'} is not a permutation of its {len(clip_ids)} clips")
+        batches = plan_study_batches(padded, order, int(opts["batch_size"]), chunk_samples)
+    else:
+        batches = plan_batches(padded, int(opts["batch_size"]), int(opts["max_batch_seconds"] * sr), chunk_samples)
     features = np.zeros((len(clip_ids), encoder.n_layers, 2 * encoder.dim), dtype=np.float32)
     stats = {"n_repeat_padded": 0, "n_chunked": 0, "n_batches": len(batches), "n_frames": 0}
     bar = tqdm(total=len(clip_ids), unit="clip", desc=f"embed {encoder.name}", disable=not progress, file=sys.stderr, mininterval=2.0)
@@ -291,16 +356,17 @@ def embed_waves(
         ids = [clip_ids[i] for i in batch]
         if padded[batch[0]] > chunk_samples:  # a long clip, alone
             i = batch[0]
-            read = LongClipReader(lambda start, end, i=i: get_span(i, start, end), int(lengths[i]), clip_ids[i], opts["peak_normalize"], chunk_samples, source)
+            read = LongClipReader(lambda start, end, i=i: get_span(i, start, end), int(lengths[i]), clip_ids[i], opts["peak_normalize"], chunk_samples, source, standardize)
             features[i] = embed_long_clip(encoder, read, ids[0], opts, chunk_samples, overlap_samples, min_samples, frame_sink, source, stats)
             stats["n_chunked"] += 1
             bar.update(1)
             continue
-        waves = [prepare_clip(get_wave(i), clip_ids[i], min_samples, opts["peak_normalize"], source) for i in batch]
-        stats["n_repeat_padded"] += sum(int(lengths[i]) < min_samples for i in batch)
+        target = max(padded[i] for i in batch)  # equal_length: every clip's own (padded) length
+        waves = [prepare_clip(get_wave(i), clip_ids[i], target, opts["peak_normalize"], source, standardize) for i in batch]
+        stats["n_repeat_padded"] += sum(int(lengths[i]) < target for i in batch)
         out = forward_checked(encoder, np.stack(waves), ids, opts["precision"], source)  # [L, B, T, D]
         count, mean, m2 = batch_moments(out)  # [B, L, D] each
-        features[batch] = finalize_mean_std(count, mean, m2)
+        features[batch] = finalize_mean_std(count, mean, m2, ddof)
         stats["n_frames"] += count * len(batch)
         if frame_sink is not None:
             for j, cid in enumerate(ids):
@@ -311,20 +377,28 @@ def embed_waves(
 
 
 class LongClipReader:
-    """Reads a long clip span by span, checked and peak-normalised like :func:`prepare_clip`.
+    """Reads a long clip span by span, checked and normalised like :func:`prepare_clip`.
 
-    The peak is found in a first pass over blocks, so no more than one block or chunk of the
-    clip is in memory at a time.
+    The peak (and, with ``standardize``, the whole clip's mean and variance) is found in a first
+    pass over blocks, so no more than one block or chunk of the clip is in memory at a time.
     """
 
-    def __init__(self, read_span: Callable[[int, int], np.ndarray], length: int, clip_id: str, peak_normalize: bool, block: int, source: str = ""):
+    def __init__(self, read_span: Callable[[int, int], np.ndarray], length: int, clip_id: str, peak_normalize: bool, block: int, source: str = "", standardize: bool = False):
         self.read_span = read_span
         self.length = length
         self.where = f"clip {clip_id!r}" + (f" in {source}" if source else "")
         self.peak = 0.0  # 0: leave samples as they are (no normalisation, or a silent clip)
-        if peak_normalize:
+        self.moments: tuple[float, float] | None = None  # (mean, variance) of the normalised clip
+        if peak_normalize or standardize:
+            total, squares = 0.0, 0.0
             for start in range(0, length, block):
-                self.peak = max(self.peak, float(np.abs(self._checked(start, min(start + block, length))).max()))
+                wave = self._checked(start, min(start + block, length)).astype(np.float64)
+                self.peak = max(self.peak, float(np.abs(wave).max())) if peak_normalize else 0.0
+                total, squares = total + float(wave.sum()), squares + float(np.square(wave).sum())
+            if standardize:
+                scale = self.peak if self.peak > 0 else 1.0
+                mean = total / length
+                self.moments = (mean / scale, max(squares / length - mean * mean, 0.0) / scale**2)
 
     def _checked(self, start: int, end: int) -> np.ndarray:
         wave = np.asarray(self.read_span(start, end), dtype=np.float32)
@@ -334,17 +408,33 @@ class LongClipReader:
 
     def __call__(self, start: int, end: int) -> np.ndarray:
         wave = self._checked(start, end)
-        return wave / self.peak if self.peak > 0 else wave  # the same division as prepare_clip
+        wave = wave / self.peak if self.peak > 0 else wave  # the same division as prepare_clip
+        return wave if self.moments is None else standardized(wave, *self.moments)
+
+
+def windows_per_chunk(encoder, chunk_samples: int) -> int:
+    """Whole windows of a windowed encoder (Whisper, AST) in one chunk of ``chunk_samples`` (at least 1)."""
+    return max(1, chunk_samples // encoder.window_step)
 
 
 def embed_long_clip(encoder, read: LongClipReader, clip_id, opts, chunk_samples, overlap_samples, min_samples, frame_sink, source, stats) -> np.ndarray:
     """Pooled ``[n_layers, 2 * dim]`` of one long clip, embedded chunk by chunk (streamed pooling)."""
     hop = encoder.hop_samples
-    spans = chunk_spans(read.length, chunk_samples, overlap_samples, hop, min_samples)
-    acc = StreamingMeanStd()
+    windowed = bool(getattr(encoder, "window_step", None))
+    study = opts["batching"] == "study_repeat_pad"
+    if windowed:  # chunks of whole windows, no overlap: the same windows as in one pass
+        from .encoders.windowed import window_spans
+
+        per_chunk = windows_per_chunk(encoder, chunk_samples)
+        spans = window_spans(read.length, encoder.window_step, encoder.window_context, encoder.min_input_samples, per_chunk)
+    elif study:  # the authors' cut: back to back, every chunk's frames concatenated
+        spans = study_chunk_spans(read.length, chunk_samples, min_samples)
+    else:
+        spans = chunk_spans(read.length, chunk_samples, overlap_samples, hop, min_samples)
+    acc = StreamingMeanStd(int(opts["std_ddof"]))
     for k, (start, end) in enumerate(spans):
         out = forward_checked(encoder, read(start, end)[None], [clip_id], opts["precision"], source)
-        lo, hi = owned_frames(spans, k, hop)
+        lo, hi = (0, None) if (windowed or study) else owned_frames(spans, k, hop)
         kept = out[:, 0, lo:hi]  # [L, frames owned by this chunk, D]
         acc.update(kept)
         if frame_sink is not None and kept.shape[1]:
@@ -376,27 +466,49 @@ def library_versions() -> dict:
     return versions
 
 
+def chunking_attrs(encoder, opts: Mapping) -> dict:
+    """How long clips were cut: chunks with overlap, or (windowed encoders) whole windows."""
+    if getattr(encoder, "window_step", None):
+        per_chunk = windows_per_chunk(encoder, int(round(opts["chunk_seconds"] * encoder.sample_rate)))
+        return {
+            "chunk_seconds": per_chunk * encoder.window_step / encoder.sample_rate,
+            "chunk_overlap_seconds": 0.0,
+            "windows": f"{encoder.window_step / encoder.sample_rate:g} s windows, {per_chunk} per chunk, no overlap "
+            "(chunk_overlap_seconds does not apply)",
+        }
+    if opts["batching"] == "study_repeat_pad":
+        return {
+            "chunk_seconds": opts["chunk_seconds"],
+            "cut": "back to back at multiples of chunk_seconds, frames concatenated (the authors' code)",
+        }
+    return {
+        "chunk_seconds": opts["chunk_seconds"],
+        "chunk_overlap_seconds": opts["chunk_overlap_seconds"],
+        "overlap_frames": "counted once, split at the middle of the overlap",
+    }
+
+
 def embedding_attrs(encoder, opts: Mapping, audio_attrs: Mapping, audio_path, stats: Mapping) -> dict:
     """Provenance attributes of an embedding file."""
     sr = encoder.sample_rate
     attrs = {
         **encoder.describe(),
         "pooling": POOLING,
-        "std_ddof": STD_DDOF,
+        "std_ddof": int(opts["std_ddof"]),
         "feature_dim": 2 * encoder.dim,
         "sample_rate": sr,
         "min_samples": int(opts["min_samples"]),
         "min_samples_effective": max(int(opts["min_samples"]), encoder.min_input_samples),
         "repeat_padding": "tile",
         "peak_normalize": bool(opts["peak_normalize"]),
-        "chunking": {
-            "chunk_seconds": opts["chunk_seconds"],
-            "chunk_overlap_seconds": opts["chunk_overlap_seconds"],
-            "overlap_frames": "counted once, split at the middle of the overlap",
-        },
+        "chunking": chunking_attrs(encoder, opts),
         "precision": opts["precision"],
         "store_dtype": opts["store_dtype"],
-        "batching": {"batch_size": opts["batch_size"], "max_batch_seconds": opts["max_batch_seconds"], "rule": "equal length only"},
+        "batching": {"batch_size": opts["batch_size"], "max_batch_seconds": opts["max_batch_seconds"], "rule": "equal length only"}
+        if opts["batching"] == "equal_length" else {
+            "batch_size": opts["batch_size"],
+            "rule": "study_repeat_pad: consecutive clips in manifest order, repeat-padded to the longest of the batch, padding pooled",
+        },
         "frame_level": bool(opts["frame_level"]),
         "device": str(encoder.device),
         "audio_file": str(audio_path),
@@ -445,9 +557,16 @@ def embed_dataset(
                 raise ValueError(f"{audio_h5}: sample rate {audio.sample_rate} Hz, model {name!r} needs {encoder.sample_rate} Hz")
             if len(audio) == 0:
                 raise ValueError(f"{audio_h5}: no clips to embed")
+            order = audio.manifest_order()
+            if opts["batching"] == "study_repeat_pad" and order is None and opts["batch_size"] > 1:
+                raise ValueError(
+                    f"{audio_h5}: written without manifest_row (an older bioprobe), so the manifest order that "
+                    "batching study_repeat_pad needs is unknown; delete it and run the resample step again"
+                )
             features, stats = embed_waves(
                 encoder, lambda i: audio[i], audio.lengths, audio.clip_ids, opts, spill, progress, str(audio_h5),
                 get_span=audio.span,  # slices of one clip, for long recordings
+                order=order,
             )
             stats["embed_seconds"] = round(time.perf_counter() - started, 3)
             stats["audio_seconds"] = round(float(np.sum(audio.lengths)) / audio.sample_rate, 3)

@@ -17,9 +17,14 @@ from typing import Mapping
 MODEL_SOURCES: tuple[str, ...] = ("huggingface", "aves", "logmel", "mfcc", "random_init")
 #: The sources with pretrained weights to fetch (the ones ``random_init`` may copy).
 PRETRAINED_SOURCES: tuple[str, ...] = ("huggingface", "aves")
-#: Keys of an entry that only name or group it in figures and tables; they do not change the
+#: Keys of an entry that only name, group or switch it (``enabled``) in the run; they do not change the
 #: weights or the embeddings, so the weight and embedding rules never see them.
-DESCRIPTIVE_KEYS: tuple[str, ...] = ("label", "group", "base", "published_as")
+DESCRIPTIVE_KEYS: tuple[str, ...] = ("label", "group", "base", "published_as", "enabled")
+#: An entry's ``embed:`` overrides: the embed rule tracks them within each job's merged embed
+#: settings (:func:`bioprobe.config.effective_embed`), so no rule sees them in the entry.
+EMBED_OVERRIDES_KEY = "embed"
+#: Keys that change an entry's embeddings but not what is fetched: not in fetch_weights' params.
+EMBED_ONLY_KEYS: tuple[str, ...] = ("layer0", "max_layer")
 #: Keys that say how far a model is run (``max_layer``), not what it is: a ``random_init``'s
 #: ``of: <model name>`` copies the other entry's architecture without them.
 FORWARD_KEYS: tuple[str, ...] = ("max_layer",)
@@ -99,11 +104,17 @@ def resolve_model_entry(name: str, models: Mapping) -> dict:
     return entry
 
 
-def rule_params(name: str, models: Mapping) -> dict:
+def rule_params(name: str, models: Mapping, fetch: bool = False) -> dict:
     """Model ``name``'s self-contained entry without its descriptive keys: what the rules pass on.
 
     Renaming a model (``label``) or regrouping it in figures then re-draws figures and tables
-    without re-fetching weights or re-embedding.
+    without re-fetching weights or re-embedding. The ``embed:`` overrides are left out too
+    (tracked by the embed rule with the other embed settings), and with ``fetch`` the keys that
+    only change embeddings (``layer0``), also from an inlined ``of``: changing them never
+    re-fetches weights.
     """
+    drop = DESCRIPTIVE_KEYS + (EMBED_OVERRIDES_KEY,) + (EMBED_ONLY_KEYS if fetch else ())
     entry = resolve_model_entry(name, models)
-    return {k: v for k, v in entry.items() if k not in DESCRIPTIVE_KEYS}
+    if isinstance(entry.get("of"), dict):
+        entry["of"] = {k: v for k, v in entry["of"].items() if k not in drop}
+    return {k: v for k, v in entry.items() if k not in drop}

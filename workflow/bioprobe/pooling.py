@@ -6,7 +6,10 @@ statistics are accumulated as a stream: each chunk contributes its frame count, 
 squared deviations (M2), merged with Chan et al.'s parallel update in float64. The result equals
 pooling the stitched frame sequence, while memory holds one chunk at a time.
 
-The standard deviation is the population one (``ddof=0``): a one-frame clip gets std 0, not NaN.
+The standard deviation is the unbiased one by default (``ddof=1``, as ``torch.std`` in the
+authors' code); ``ddof=0`` gives the population one. A clip with no more frames than ``ddof``
+(one frame, with ``ddof=1``) gets std 0, not NaN: the authors patched their NaN rows by copying
+the previous row's features, which depends on the order of clips and is not reproduced.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 POOLING = "mean_std"
-STD_DDOF = 0
+STD_DDOF = 1  # the default: torch.std's unbiased estimator, as in the authors' code
+STD_DDOFS = (0, 1)
 
 
 def chunk_moments(frames):
@@ -51,24 +55,38 @@ def batch_moments(frames):
     return count, to_np(mean), to_np(m2)
 
 
-def finalize_mean_std(count: int, mean: np.ndarray, m2: np.ndarray) -> np.ndarray:
-    """Concatenate mean and population std: ``[..., dim]`` -> ``[..., 2 * dim]`` float64."""
+def check_ddof(ddof) -> int:
+    if isinstance(ddof, bool) or ddof not in STD_DDOFS:
+        raise ValueError(f"std_ddof must be 0 (population std) or 1 (unbiased, torch.std), got {ddof!r}")
+    return int(ddof)
+
+
+def finalize_mean_std(count: int, mean: np.ndarray, m2: np.ndarray, ddof: int = STD_DDOF) -> np.ndarray:
+    """Concatenate mean and std (``m2 / (count - ddof)``): ``[..., dim]`` -> ``[..., 2 * dim]`` float64.
+
+    With ``count <= ddof`` (one frame and the unbiased estimator) the std is 0, not NaN.
+    """
     if count < 1:
         raise ValueError("cannot pool zero frames")
-    std = np.sqrt(np.maximum(m2 / (count - STD_DDOF), 0.0))
+    ddof = check_ddof(ddof)
+    if count <= ddof:
+        std = np.zeros_like(m2)
+    else:
+        std = np.sqrt(np.maximum(m2 / (count - ddof), 0.0))
     return np.concatenate([mean, std], axis=-1)
 
 
 class StreamingMeanStd:
     """Accumulates per-layer mean and std over frames that arrive chunk by chunk.
 
-    >>> acc = StreamingMeanStd()
+    >>> acc = StreamingMeanStd(ddof=1)
     >>> for chunk in chunks:            # each [n_layers, n_frames_i, dim]
     ...     acc.update(chunk)
     >>> pooled = acc.result()           # [n_layers, 2 * dim] float64
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ddof: int = STD_DDOF) -> None:
+        self.ddof = check_ddof(ddof)
         self.count = 0
         self.mean: np.ndarray | None = None  # [n_layers, dim] float64
         self.m2: np.ndarray | None = None
@@ -98,11 +116,11 @@ class StreamingMeanStd:
         """Pooled features ``[n_layers, 2 * dim]`` float64."""
         if self.mean is None:
             raise ValueError("no frames were pooled")
-        return finalize_mean_std(self.count, self.mean, self.m2)
+        return finalize_mean_std(self.count, self.mean, self.m2, self.ddof)
 
 
-def pool_mean_std(frames) -> np.ndarray:
+def pool_mean_std(frames, ddof: int = STD_DDOF) -> np.ndarray:
     """Pool one whole frame sequence ``[n_layers, n_frames, dim]`` -> ``[n_layers, 2 * dim]``."""
-    acc = StreamingMeanStd()
+    acc = StreamingMeanStd(ddof)
     acc.update(frames)
     return acc.result()

@@ -2,7 +2,8 @@
 
 Audio file (``results/{dataset}/audio16k.h5``)::
 
-    /clip_id   [n]        utf-8 strings, manifest order
+    /clip_id   [n]        utf-8 strings, grouped by source file (see resample_manifest)
+    /manifest_row [n]     int64, each clip's row in the manifest (its order for study batching)
     /offsets   [n + 1]    int64; clip i is samples[offsets[i]:offsets[i+1]]
     /samples   [total]    float32 mono, concatenated (chunked, so reads of one clip are cheap)
     attrs: sample_rate, resampler, resampler_version, ... (provenance)
@@ -76,10 +77,11 @@ class AudioWriter:
         )
         self._offsets = [0]
         self._ids: list[str] = []
+        self._rows: list[int | None] = []
         self._seen: set[str] = set()
         self.attrs = dict(attrs or {})
 
-    def append(self, clip_id: str, wave: np.ndarray) -> None:
+    def append(self, clip_id: str, wave: np.ndarray, manifest_row: int | None = None) -> None:
         wave = np.asarray(wave, dtype=np.float32)
         if wave.ndim != 1:
             raise ValueError(f"clip {clip_id!r}: expected mono 1-D audio, got shape {wave.shape}")
@@ -91,10 +93,13 @@ class AudioWriter:
         self._samples[start:end] = wave
         self._offsets.append(end)
         self._ids.append(clip_id)
+        self._rows.append(manifest_row)
         self._seen.add(clip_id)
 
     def close(self) -> None:
         self._h5.create_dataset("offsets", data=np.asarray(self._offsets, dtype=np.int64))
+        if self._rows and all(r is not None for r in self._rows):
+            self._h5.create_dataset("manifest_row", data=np.asarray(self._rows, dtype=np.int64))
         self._h5.create_dataset("clip_id", data=np.asarray(self._ids, dtype=object), dtype=STR)
         set_attrs(self._h5, self.attrs)
         self._h5.close()
@@ -148,6 +153,12 @@ class AudioReader:
 
     def get(self, clip_id: str) -> np.ndarray:
         return self[self._index[clip_id]]
+
+    def manifest_order(self) -> list[int] | None:
+        """Clip indices in manifest order, or None for a file written without ``manifest_row``."""
+        if "manifest_row" not in self._h5:
+            return None
+        return [int(i) for i in np.argsort(self._h5["manifest_row"][:], kind="stable")]
 
     def close(self) -> None:
         self._h5.close()

@@ -118,7 +118,7 @@ def best_layer_markdown(best: pd.DataFrame, datasets: list[str], handcrafted: se
         "# Best layer per model: test UAR [%]",
         "",
         "Layer chosen on validation UAR (mean over seeds); cell: test UAR mean ± std over seeds "
-        "[95% bootstrap CI of the seed mean, resampling test clips] (layer; CNN = transformer input). `published`: the study's number "
+        "[95% bootstrap CI of the seed mean, resampling test clips] (layer; CNN = layer 0, the transformer input, or for AVES with `layer0: study` the projected CNN features: docs/models.md). `published`: the study's number "
         "(best layer on test). The study does not define its Fusion row; ours are defined in "
         "docs/probes.md.",
         "",

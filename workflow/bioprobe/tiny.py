@@ -15,7 +15,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-TINY_HF_KINDS = ("hubert", "wav2vec2", "wavlm", "wav2vec2_ctc", "wav2vec2_stable")
+TINY_HF_KINDS = (
+    "hubert",
+    "wav2vec2",
+    "wavlm",
+    "wav2vec2_ctc",
+    "wav2vec2_stable",
+    "data2vec_audio",
+    "unispeech_sat",
+    "wav2vec2_conformer",
+    "whisper",
+    "ast",
+)
+# Families run window by window on log-mel features (real front ends: Whisper's 30 s of 80 mel
+# bins, AST's 1024 frames of 128 bins), saved with their own feature extractor configs.
+TINY_WINDOWED_KINDS = ("whisper", "ast")
 
 # The real wav2vec2/HuBERT feature encoder geometry, with 16 channels instead of 512.
 CONV_KERNEL = (10, 3, 3, 3, 3, 2, 2)
@@ -25,8 +39,26 @@ CONV_DIM = (16,) * 7
 
 def tiny_hf_config(kind: str):
     """A transformers config of the real architecture ``kind`` with hidden size 32 and 2 layers."""
-    from transformers import HubertConfig, Wav2Vec2Config, WavLMConfig
+    from transformers import (
+        ASTConfig,
+        Data2VecAudioConfig,
+        HubertConfig,
+        UniSpeechSatConfig,
+        Wav2Vec2Config,
+        Wav2Vec2ConformerConfig,
+        WavLMConfig,
+        WhisperConfig,
+    )
 
+    if kind == "whisper":  # the real 30 s window (1500 positions) and 80 mel bins, tiny widths
+        return WhisperConfig(
+            d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64, decoder_layers=1,
+            decoder_attention_heads=2, decoder_ffn_dim=64, num_mel_bins=80, max_source_positions=1500,
+            max_target_positions=32, vocab_size=64, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+            decoder_start_token_id=1, begin_suppress_tokens=None, suppress_tokens=None,
+        )
+    if kind == "ast":  # the real 1024 x 128 input and 16 x 16 patches every 10, tiny widths
+        return ASTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_length=1024, num_mel_bins=128)
     common = dict(
         hidden_size=32,
         num_hidden_layers=2,
@@ -50,6 +82,16 @@ def tiny_hf_config(kind: str):
         return Wav2Vec2Config(**{**common, "feat_extract_norm": "layer", "do_stable_layer_norm": True})
     if kind == "wavlm":
         return WavLMConfig(**common, num_buckets=32, max_bucket_distance=100)
+    if kind == "data2vec_audio":  # as facebook/data2vec-audio-base: layer-norm CNN, conv positional layers
+        return Data2VecAudioConfig(**{**common, "feat_extract_norm": "layer", "num_conv_pos_embeddings": 5}, conv_pos_kernel_size=19)
+    if kind == "unispeech_sat":
+        return UniSpeechSatConfig(**common, codevector_dim=16, proj_codevector_dim=16, num_codevectors_per_group=8, num_clusters=4)
+    if kind == "wav2vec2_conformer":  # as the public checkpoints: rotary positions, pre-LN, layer-norm CNN
+        return Wav2Vec2ConformerConfig(
+            **{**common, "feat_extract_norm": "layer", "do_stable_layer_norm": True},
+            position_embeddings_type="rotary", conv_depthwise_kernel_size=7,
+            codevector_dim=16, proj_codevector_dim=16, num_codevectors_per_group=8,
+        )
     raise ValueError(f"unknown tiny model kind {kind!r}; choose one of {', '.join(TINY_HF_KINDS)}")
 
 
@@ -59,7 +101,7 @@ def save_tiny_hf_model(kind: str, out_dir, seed: int = 0) -> Path:
     Returns the folder, which loads with ``AutoModel.from_pretrained(folder)``.
     """
     import torch
-    from transformers import AutoModel, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
+    from transformers import AutoModel, Wav2Vec2ForCTC
 
     config = tiny_hf_config(kind)
     torch.manual_seed(seed)
@@ -67,10 +109,24 @@ def save_tiny_hf_model(kind: str, out_dir, seed: int = 0) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
-    Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=False
-    ).save_pretrained(out_dir)
+    feature_extractor(kind, config).save_pretrained(out_dir)
     return out_dir
+
+
+def feature_extractor(kind: str, config):
+    """The feature extractor the public checkpoints of ``kind`` carry, fitted to ``config``."""
+    from transformers import ASTFeatureExtractor, Wav2Vec2FeatureExtractor, WhisperFeatureExtractor
+
+    if kind == "whisper":
+        return WhisperFeatureExtractor(feature_size=config.num_mel_bins, chunk_length=2 * config.max_source_positions // 100)
+    if kind == "ast":
+        return ASTFeatureExtractor(num_mel_bins=config.num_mel_bins, max_length=config.max_length)
+    # data2vec-audio, unispeech-sat and wav2vec2-conformer checkpoints ask for attention masks
+    # (they are layer-norm models); bioprobe never pads a batch, so it passes none
+    return Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+        return_attention_mask=kind in ("data2vec_audio", "unispeech_sat", "wav2vec2_conformer"),
+    )
 
 
 def tiny_aves_config() -> dict:

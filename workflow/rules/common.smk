@@ -5,13 +5,14 @@ import sys
 
 from bioprobe import datasets as bp_datasets
 from bioprobe import models as bp_models
-from bioprobe.config import embed_result_settings, tracked
+from bioprobe.config import effective_embed, embed_result_settings, tracked
 
 # Normalised, so that paths built here and by the library compare equal ("data/" == "data").
 DATA_DIR = os.path.normpath(config["data_dir"])
 MODEL_CACHE = os.path.normpath(config["model_cache"])
-RESULTS = "results"
-LOGS = "logs"
+RESULTS = os.path.normpath(config["results_dir"])
+# Logs of another results folder (e.g. results/study_exact) go beside its results.
+LOGS = "logs" if RESULTS == "results" else f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
 
 
@@ -29,7 +30,8 @@ def _enabled_datasets():
 
 
 DATASETS = _enabled_datasets()
-MODELS = list(config["models"])
+# A model with `enabled: false` is left out of the run (it may still lend its architecture to a random_init).
+MODELS = [name for name, mcfg in config["models"].items() if mcfg.get("enabled", True)]
 PROBES = list(config["probes"])
 FUSIONS = list(config.get("fusion") or {})
 FIG_FORMATS = config["figures"]["formats"]
@@ -51,7 +53,9 @@ wildcard_constraints:
 
 
 def dataset_cfg(wildcards):
-    return config["datasets"][wildcards.dataset]
+    # Without its embed: overrides (tracked by the embed rule): the downloads stay shared by
+    # configs that embed differently (resources/configs/study_exact.yaml).
+    return {k: v for k, v in config["datasets"][wildcards.dataset].items() if k != "embed"}
 
 
 def model_cfg(wildcards):
@@ -62,7 +66,13 @@ def model_weights_cfg(wildcards):
     # Self-contained (a random_init's `of: <model name>` inlined) and without the keys that only
     # name or describe the model: renaming a model re-draws figures and tables, but does not
     # re-fetch weights or re-embed.
+    # Its embed: overrides are tracked by the embed rule (embed_params), not here.
     return bp_models.rule_params(wildcards.model, config["models"])
+
+
+def model_fetch_cfg(wildcards):
+    # What fetch_weights tracks: also without the keys that only change embeddings (layer0).
+    return bp_models.rule_params(wildcards.model, config["models"], fetch=True)
 
 
 def probe_cfg(wildcards):
@@ -137,15 +147,18 @@ def audio_settings():
     return tracked(config["audio"], "config.schema.yaml", ("audio",))
 
 
-def embed_tracked():
-    # batch size and device are not tracked; nor are settings left at their schema default
-    return tracked(embed_result_settings(config["embed"]), "embed.schema.yaml")
+def embed_params(wildcards):
+    # The embed: settings of this dataset and model, with their overrides, that change results:
+    # batch size (unless study_repeat_pad) and device are not tracked; nor are settings left at
+    # their schema default (std_ddof is marked x-tracked: always).
+    merged = effective_embed(config, wildcards.dataset, wildcards.model)
+    return tracked(embed_result_settings(merged), "embed.schema.yaml")
 
 
 def figure_models():
     # what figures and tables show of each model: its name, group and pairing, in config order
     keys = (*bp_models.DESCRIPTIVE_KEYS, "source")
-    return {m: {k: v for k, v in mcfg.items() if k in keys} for m, mcfg in config["models"].items()}
+    return {m: {k: v for k, v in config["models"][m].items() if k in keys} for m in MODELS}  # enabled ones
 
 
 def audio_root(wildcards):

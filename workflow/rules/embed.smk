@@ -8,7 +8,7 @@ rule fetch_weights:
     output:
         lock=f"{MODEL_CACHE}/locks/{{model}}.json",
     params:
-        mcfg=model_weights_cfg,
+        mcfg=model_fetch_cfg,
         cache=lambda wc, output: os.path.dirname(os.path.dirname(output.lock)),
     log:
         f"{LOGS}/fetch_weights/{{model}}.log",
@@ -30,7 +30,7 @@ rule embed:
         embeddings=f"{RESULTS}/{{dataset}}/embeddings/{{model}}.h5",
     params:
         mcfg=model_weights_cfg,
-        embed=embed_tracked(),
+        embed=embed_params,  # with the dataset's and model's overrides; batch size and device not tracked
         cache=lambda wc, input: os.path.dirname(os.path.dirname(input.lock)),
     log:
         f"{LOGS}/embed/{{dataset}}/{{model}}.log",

@@ -13,7 +13,7 @@ with logged(snakemake):
         snakemake.output.embeddings,
         snakemake.wildcards.model,
         snakemake.params.mcfg,
-        embed_settings(snakemake.params.embed, snakemake.config),
+        embed_settings(snakemake.params.embed, snakemake.config, snakemake.wildcards.dataset, snakemake.wildcards.model),
         snakemake.params.cache,
         threads=snakemake.threads,
     )

@@ -4,12 +4,19 @@ The port's config holds the keyword arguments of ``torchaudio.models.wav2vec2_mo
 state dict loads with ``torch.load(weights_only=True)`` (no pickled code is executed).
 
 Layer 0. ``Wav2Vec2Model.extract_features`` returns only the transformer layers, so layer 0 is
-computed here the way Hugging Face defines ``hidden_states[0]``: the CNN features through the
-encoder's feature projection (LayerNorm + Linear), then the transformer's input step (plus
-the convolutional positional embedding, then the encoder LayerNorm for post-LN models such as
-AVES/HuBERT-base; no LayerNorm for pre-LN models), i.e. torchaudio's ``encoder._preprocess``
-followed by ``encoder.transformer._preprocess``. Dropout is inactive in eval mode. For the
-same weights this equals the HF model's index 0 exactly (checked in tests/test_encoders.py).
+computed here, in one of two ways (the model entry's ``layer0``):
+
+* ``study``: the CNN features through the encoder's feature projection, ``Linear(LayerNorm(CNN))``
+  (torchaudio's ``encoder.feature_projection``, fairseq's ``post_extract_proj`` output, which
+  the authors hooked). Used by ``config.yaml`` for AVES-bio.
+* ``transformer_input`` (the default): the way Hugging Face defines ``hidden_states[0]``: the
+  above, then the transformer's input step (plus the convolutional positional embedding, then
+  the encoder LayerNorm for post-LN models such as AVES/HuBERT-base; no LayerNorm for pre-LN
+  models), i.e. torchaudio's ``encoder._preprocess`` followed by
+  ``encoder.transformer._preprocess``. For the same weights this equals the HF model's index 0
+  exactly (checked in tests/test_encoders.py), so layer 0 means the same for every model.
+
+Dropout is inactive in eval mode. Layers 1..N are the same either way.
 """
 
 from __future__ import annotations
@@ -22,6 +29,19 @@ from .base import Encoder
 
 # Keys of the port's config that are not wav2vec2_model arguments we may pass.
 IGNORED_CONFIG_KEYS = ("aux_num_out",)
+LAYER0_DEFINITIONS = {
+    "study": "feature_projection: Linear(LayerNorm(CNN features)), before the positional conv (the authors' post_extract_proj hook)",
+    "transformer_input": "feature_projection+pos_conv+layer_norm (HF hidden_states[0])",
+}
+LAYER0_DEFAULT = "transformer_input"
+
+
+def layer0_of(name: str, mcfg: Mapping) -> str:
+    """The entry's ``layer0`` (default :data:`LAYER0_DEFAULT`), checked."""
+    layer0 = mcfg.get("layer0", LAYER0_DEFAULT)
+    if layer0 not in LAYER0_DEFINITIONS:
+        raise ValueError(f"model {name!r}: layer0 must be one of {', '.join(LAYER0_DEFINITIONS)}, got {layer0!r}")
+    return layer0
 
 
 def read_aves_config(path: Path, name: str) -> dict:
@@ -71,11 +91,14 @@ def conv_geometry(config: dict) -> tuple[int, int]:
 
 
 class AvesEncoder(Encoder):
-    """A torchaudio wav2vec2/HuBERT model returning layer 0 (transformer input) + every layer."""
+    """A torchaudio wav2vec2/HuBERT model returning layer 0 (see ``layer0``) + every layer."""
 
-    def __init__(self, name: str, model, config: dict, provenance: dict, device, source: str = "aves"):
+    def __init__(self, name: str, model, config: dict, provenance: dict, device, source: str = "aves", layer0: str = LAYER0_DEFAULT):
         import torch
 
+        if layer0 not in LAYER0_DEFINITIONS:
+            raise ValueError(f"model {name!r}: layer0 must be one of {', '.join(LAYER0_DEFINITIONS)}, got {layer0!r}")
+        self.layer0 = layer0
         self.name = name
         self.source = source
         self.model = model.to(device=device, dtype=torch.float32).eval()
@@ -83,7 +106,7 @@ class AvesEncoder(Encoder):
         self.dim = int(config["encoder_embed_dim"])
         self.n_layers = int(config["encoder_num_layers"]) + 1
         self.hop_samples, self.min_input_samples = conv_geometry(config)
-        self.provenance = {**provenance, "layer0": "feature_projection+pos_conv+layer_norm (HF hidden_states[0])"}
+        self.provenance = {**provenance, "layer0": layer0, "layer0_definition": LAYER0_DEFINITIONS[layer0]}
 
     def forward(self, wave):
         """``wave [batch, samples]`` -> ``[n_layers, batch, frames, dim]``."""
@@ -92,8 +115,9 @@ class AvesEncoder(Encoder):
         features, _ = self.model.feature_extractor(wave, None)  # [B, frames, conv_dim]
         encoder = self.model.encoder
         x, _mask = encoder._preprocess(features, None)  # feature projection: [B, frames, dim]
+        projected = x
         x = encoder.transformer._preprocess(x)  # + positional conv (+ LayerNorm if post-LN)
-        layers = [x]
+        layers = [projected if self.layer0 == "study" else x]
         position_bias = None  # only WavLM-style torchaudio models use it
         for layer in encoder.transformer.layers:
             x, position_bias = layer(x, None, position_bias=position_bias)
@@ -118,4 +142,4 @@ def load_aves_encoder(name: str, mcfg: Mapping, cache_dir: Path, device) -> Aves
     config = read_aves_config(locked_file(lock, "config", cache_dir), name)
     model = build_aves_model(name, config)
     load_aves_state(name, model, locked_file(lock, "weights", cache_dir))
-    return AvesEncoder(name, model, config, aves_provenance(lock), device)
+    return AvesEncoder(name, model, config, aves_provenance(lock), device, layer0=layer0_of(name, mcfg))

@@ -18,6 +18,8 @@ class Encoder:
         min_input_samples: shortest input that yields at least one frame.
         provenance: what identifies the weights (id, revision, resolved commit, sha256s, seed).
         device: the torch device the encoder runs on.
+        standardize_input: whether the embed step standardises each clip (zero mean, unit
+            variance) before :meth:`forward`, because the checkpoint declares it (``do_normalize``).
     """
 
     name: str
@@ -29,6 +31,7 @@ class Encoder:
     sample_rate: int = SAMPLE_RATE
     provenance: dict
     device: object = "cpu"
+    standardize_input: bool = False
 
     def forward(self, wave):
         """``wave [batch, samples]`` float32 tensor on ``self.device`` -> ``[n_layers, batch, frames, dim]``."""
@@ -45,5 +48,6 @@ class Encoder:
             "n_layers": self.n_layers,
             "dim": self.dim,
             "hop_samples": self.hop_samples,
+            "standardize_input": bool(self.standardize_input),
             **{k: v for k, v in self.provenance.items() if k not in ("name", "source")},
         }

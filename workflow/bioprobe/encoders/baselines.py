@@ -104,16 +104,17 @@ def load_random_init_encoder(name: str, mcfg: Mapping, cache_dir: Path, device, 
     lock = ensure_lock(name, mcfg, cache_dir, models)
     arch = lock["architecture"]
     if base["source"] == "huggingface":
-        from .huggingface import HuggingFaceEncoder, load_hf_model, snapshot_folder
+        from .huggingface import build_hf_encoder, load_hf_model, snapshot_folder
 
         locked_file(lock, "config.json", cache_dir)
-        model = load_hf_model(name, snapshot_folder(lock, cache_dir), random_seed=seed)
+        folder = snapshot_folder(lock, cache_dir)
+        model = load_hf_model(name, folder, random_seed=seed)
         of = {"of_id": arch["id"], "of_revision": arch.get("revision"), "of_commit": lock.get("commit")}
         provenance = {**of, "seed": seed, "weights_sha256": state_dict_sha256(model)}
-        return HuggingFaceEncoder(name, model, provenance, device, source="random_init")
+        return build_hf_encoder(name, model, folder, provenance, device, source="random_init")
     import torch
 
-    from .aves import AvesEncoder, build_aves_model, read_aves_config
+    from .aves import AvesEncoder, build_aves_model, layer0_of, read_aves_config
 
     config_file = locked_file(lock, "config", cache_dir)
     config = read_aves_config(config_file, name)
@@ -125,4 +126,4 @@ def load_random_init_encoder(name: str, mcfg: Mapping, cache_dir: Path, device, 
         "seed": seed,
         "weights_sha256": state_dict_sha256(model),
     }
-    return AvesEncoder(name, model, config, provenance, device, source="random_init")
+    return AvesEncoder(name, model, config, provenance, device, source="random_init", layer0=layer0_of(name, base))

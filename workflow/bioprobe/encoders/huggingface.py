@@ -1,4 +1,7 @@
-"""Hugging Face transformers encoders (HuBERT, wav2vec2, WavLM and their ASR fine-tunings).
+"""Hugging Face transformers encoders: the wav2vec2 family (HuBERT, wav2vec2, WavLM, data2vec-audio,
+UniSpeech(-SAT), wav2vec2-conformer and their ASR fine-tunings) here; Whisper and AST, which take
+fixed windows of log-mel features, in :mod:`.whisper` and :mod:`.ast` (:func:`build_hf_encoder`
+picks the class from the checkpoint's model type).
 
 Weights come from the model cache through the lock of :mod:`bioprobe.weights` and are loaded
 offline with ``AutoModel`` (an ASR checkpoint such as ``Wav2Vec2ForCTC`` yields its encoder;
@@ -18,6 +21,7 @@ from typing import Mapping
 
 from ..models import is_local_path
 from .base import Encoder
+from .windowed import WINDOWED_MODEL_TYPES, read_preprocessor_config
 
 # Model types whose CNN front end and hidden-state layout this module knows.
 SUPPORTED_MODEL_TYPES = (
@@ -28,7 +32,12 @@ SUPPORTED_MODEL_TYPES = (
     "unispeech",
     "unispeech-sat",
     "wav2vec2-conformer",
+    "whisper",
+    "audio-spectrogram-transformer",
 )
+# The study's model families: their input is the raw (peak-normalised) waveform, as in the study,
+# whatever their preprocessor config declares. Other checkpoints get the normalisation they declare.
+STUDY_MODEL_TYPES = ("hubert", "wav2vec2", "wavlm")
 # Parameters that pretrained checkpoints may lack without harm: used only for masking in training.
 HARMLESS_MISSING = ("masked_spec_embed",)
 
@@ -45,10 +54,12 @@ def conv_geometry(config) -> tuple[int, int]:
 class HuggingFaceEncoder(Encoder):
     """A transformers speech encoder returning all hidden states."""
 
-    def __init__(self, name: str, model, provenance: dict, device, source: str = "huggingface"):
+    def __init__(self, name: str, model, provenance: dict, device, source: str = "huggingface", preprocessor: dict | None = None):
         import torch
 
         config = model.config
+        if config.model_type in WINDOWED_MODEL_TYPES:
+            raise ValueError(f"model {name!r}: a {config.model_type} model runs window by window; build it with build_hf_encoder")
         if config.model_type not in SUPPORTED_MODEL_TYPES:
             raise ValueError(
                 f"model {name!r}: model type {config.model_type!r} is not supported "
@@ -68,6 +79,7 @@ class HuggingFaceEncoder(Encoder):
             "feat_extract_norm": getattr(config, "feat_extract_norm", None),
             "attention_mask": False,
         }
+        self.standardize_input, self.provenance["input_normalization"] = waveform_normalization(config.model_type, preprocessor)
 
     def forward(self, wave):
         """``wave [batch, samples]`` -> ``[n_layers, batch, frames, dim]``."""
@@ -78,6 +90,36 @@ class HuggingFaceEncoder(Encoder):
         if len(hidden) != self.n_layers:
             raise RuntimeError(f"model {self.name!r}: expected {self.n_layers} hidden states, got {len(hidden)}")
         return torch.stack(hidden, dim=0)
+
+
+def waveform_normalization(model_type: str, preprocessor: dict | None) -> tuple[bool, str]:
+    """``(standardize, description)``: whether the embed step standardises each clip (zero mean, unit variance).
+
+    As the checkpoint declares it (``do_normalize`` in ``preprocessor_config.json``), except for
+    the study's families (:data:`STUDY_MODEL_TYPES`), which keep the study's raw waveform.
+    """
+    declared = None if preprocessor is None else bool(preprocessor.get("do_normalize", False))
+    if model_type in STUDY_MODEL_TYPES:
+        return False, f"raw waveform (the study's protocol; checkpoint do_normalize={declared} not applied)"
+    if declared:
+        return True, "waveform zero mean, unit variance per clip (checkpoint do_normalize: true)"
+    if declared is None:
+        return False, "raw waveform (no preprocessor_config.json)"
+    return False, "raw waveform (checkpoint do_normalize: false)"
+
+
+def build_hf_encoder(name: str, model, folder: Path, provenance: dict, device, source: str = "huggingface") -> Encoder:
+    """The encoder class for a loaded transformers model: Whisper, AST or the wav2vec2 family."""
+    model_type = model.config.model_type
+    if model_type == "whisper":
+        from .whisper import WhisperEncoder
+
+        return WhisperEncoder(name, model, folder, provenance, device, source=source)
+    if model_type == "audio-spectrogram-transformer":
+        from .ast import ASTEncoder
+
+        return ASTEncoder(name, model, folder, provenance, device, source=source)
+    return HuggingFaceEncoder(name, model, provenance, device, source=source, preprocessor=read_preprocessor_config(folder))
 
 
 def load_hf_model(name: str, folder: Path, random_seed: int | None = None):
@@ -123,13 +165,14 @@ def hf_provenance(lock: dict) -> dict:
     }
 
 
-def load_hf_encoder(name: str, mcfg: Mapping, cache_dir: Path, device) -> HuggingFaceEncoder:
+def load_hf_encoder(name: str, mcfg: Mapping, cache_dir: Path, device) -> Encoder:
     """Load a ``source: huggingface`` model offline from the cache, through its lock."""
     from ..weights import ensure_lock, verify_lock
 
     lock = ensure_lock(name, mcfg, cache_dir)
     verify_lock(lock, cache_dir)
-    model = load_hf_model(name, snapshot_folder(lock, cache_dir))
+    folder = snapshot_folder(lock, cache_dir)
+    model = load_hf_model(name, folder)
     provenance = hf_provenance(lock)
     provenance["local_dir"] = is_local_path(mcfg["id"])
-    return HuggingFaceEncoder(name, model, provenance, device)
+    return build_hf_encoder(name, model, folder, provenance, device)

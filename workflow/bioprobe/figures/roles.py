@@ -32,7 +32,8 @@ def figure_roles(config: Mapping) -> dict:
     Returns ``{"compare": [...], "fine_tuned": {base: [models...]}, "floor": [...], "probe": str}``
     with models in config order.
     """
-    models = config["models"]
+    # models with `enabled: false` are not in the run: no figure shows them
+    models = {m: c for m, c in config["models"].items() if (c or {}).get("enabled", True)}
     fig = config.get("figures") or {}
     floor = fig.get("floor")
     if floor is None:
