@@ -41,9 +41,12 @@ include: "workflow/rules/embed.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/fuse.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/extensions_common.smk"
+include: "workflow/rules/extensions.smk"
 
 
 rule all:
     input:
         all_outputs(),
+        extension_outputs(),
     default_target: True

@@ -13,12 +13,15 @@ parameters, nothing downloaded), run through the real ``random_init`` code path.
    ``batching: equal_length`` (batches of exactly equal length) and one clip at a time; prints
    each one's time and the ratios, and the largest difference of the masked features from the
    one-at-a-time ones (exactness at full size).
+4. with ``--max-layers``: the bare forward time when the model runs only up to block k
+   (``max_layer: k``), and the time saved per block dropped.
 
     python bench/bench_embed.py                      # CPU (or CUDA when available)
     python bench/bench_embed.py --device cuda --long-minutes 30
     python bench/bench_embed.py --skip-long --clips-per-length 4   # quick
     python bench/bench_embed.py --variable --clips 24 --device cpu
     python bench/bench_embed.py --variable --clips 512 --device cuda --json-out gpu_variable.json   # GPU
+    python bench/bench_embed.py --skip-long --max-layers 0 3 6 9 12   # + time saved per block dropped
 
 Run from the repository root (or with bioprobe installed).
 """
@@ -41,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 SR = 16000
 
 
-def build_encoder(work: Path, device: str):
+def build_encoder(work: Path, device: str, max_layer: int | None = None):
     """HuBERT-base with seeded random weights, through load_encoder's random_init path."""
     from transformers import HubertConfig
 
@@ -50,6 +53,8 @@ def build_encoder(work: Path, device: str):
     arch = work / "hubert_base_config"
     HubertConfig().save_pretrained(arch)  # config.json only
     mcfg = {"source": "random_init", "of": str(arch), "seed": 0}
+    if max_layer is not None:
+        mcfg["max_layer"] = max_layer
     return load_encoder("hubert_base_random", mcfg, work / "cache", device=device)
 
 
@@ -229,6 +234,39 @@ def long_recording(args) -> dict:
     return out
 
 
+def layer_savings(args) -> dict:
+    """Bare forward time with ``max_layer`` k for each k of ``--max-layers``, and the time saved per
+    transformer block dropped (least-squares slope of time against k)."""
+    import torch
+
+    from bioprobe.embed import embed_options
+
+    torch.set_num_threads(args.threads)
+    opts = embed_options({"batch_size": args.batch_size, "precision": args.precision})
+    clips = synthetic_clips(args.lengths, args.clips_per_length)
+    audio_s = sum(len(c) for c in clips) / SR
+    times = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        encoders = {k: build_encoder(Path(tmp), args.device, max_layer=k) for k in args.max_layers}
+    for encoder in encoders.values():
+        time_bare_forward(encoder, synthetic_clips([1.0], 1, seed=1), opts)  # warm-up
+    for _ in range(args.repeats):  # interleaved; the fastest counts
+        for k, encoder in encoders.items():
+            times[k] = min(times.get(k, float("inf")), time_bare_forward(encoder, clips, opts))
+    ks = np.array(sorted(times), dtype=float)
+    slope = float(np.polyfit(ks, [times[int(k)] for k in ks], 1)[0]) if len(ks) > 1 else float("nan")
+    full = times[max(times)]
+    return {
+        "device": str(next(iter(encoders.values())).device),
+        "threads": torch.get_num_threads(),
+        "audio_seconds": round(audio_s, 1),
+        "forward_seconds_by_max_layer": {int(k): round(t, 3) for k, t in sorted(times.items())},
+        "share_of_full_by_max_layer": {int(k): round(t / full, 3) for k, t in sorted(times.items())},
+        "seconds_saved_per_block_dropped": round(slope, 4),
+        "share_saved_per_block_dropped": round(slope / full, 4),
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto")
@@ -247,6 +285,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-seconds", type=float, default=30.0)
     parser.add_argument("--length-ratio", type=float, default=1.25, help="--variable: embed.length_ratio of masked batching")
     parser.add_argument("--json-out", help="--variable: also write the figures to this JSON file")
+    parser.add_argument("--max-layers", type=int, nargs="+", default=None,
+                        help="also time the bare forward with max_layer k for each k (e.g. 0 3 6 9 12)")
     parser.add_argument("--long-only", action="store_true",
                         help="only the long-recording figure (peak memory of one --long-minutes recording), as JSON")
     args = parser.parse_args(argv)
@@ -266,6 +306,8 @@ def main(argv=None) -> int:
             Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
         return 0
     args.batch_size = args.batch_size or 8
+    if args.max_layers:
+        print("max_layer:", json.dumps(layer_savings(args), indent=2), flush=True)
     print("throughput:", json.dumps(throughput(args), indent=2), flush=True)
     if not args.skip_long:
         # A fresh process, so that the peak RSS is the long recording's alone.

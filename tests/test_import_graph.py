@@ -148,12 +148,12 @@ def test_no_test_reaches_into_a_private_name_of_the_library(tmp_path):
 LAYERS = {
     "bioprobe": 0, "bioprobe.config": 0, "bioprobe.fileio": 0, "bioprobe.models": 0,
     "bioprobe.metrics": 0, "bioprobe.pooling": 0, "bioprobe.splits": 0, "bioprobe.smk": 0,
-    "bioprobe.tiny": 0, "bioprobe.demo": 0, "bioprobe.batching": 0,
+    "bioprobe.tiny": 0, "bioprobe.demo": 0, "bioprobe.batching": 0, "bioprobe.flops": 0,
     "bioprobe.store": 1, "bioprobe.audio": 1, "bioprobe.download": 1, "bioprobe.weights": 1,
     "bioprobe.datasets": 2, "bioprobe.encoders": 2, "bioprobe.audit": 2,
     "bioprobe.embed": 3, "bioprobe.probes": 3,
-    "bioprobe.fusion": 4, "bioprobe.stats": 4,
-    "bioprobe.tables": 5, "bioprobe.figures": 5, "bioprobe.budget": 5,
+    "bioprobe.fusion": 4, "bioprobe.stats": 4, "bioprobe.cheapest": 4,
+    "bioprobe.tables": 5, "bioprobe.figures": 5, "bioprobe.budget": 5, "bioprobe.label_efficiency_plot": 5,
 }
 
 

@@ -150,7 +150,8 @@ def test_figure_setting_change_redraws_only_figures(demo_run, tmp_path):
         c["figures"]["dpi"] = 200
         c["models"]["tiny_hubert"]["label"] = "renamed"
     jobs = planned_jobs(demo_run, changed_config(tmp_path, change))
-    assert set(jobs) - {"all", "tables", "compare"} == FIGURE_RULES, jobs
+    # (and the extensions' figure and table, docs/extensions.md)
+    assert set(jobs) - {"all", "tables", "compare", "label_efficiency_figure", "cheapest_table"} == FIGURE_RULES, jobs
     assert jobs["per_class_figure"] == 1  # one job draws every model's heatmap of a dataset
 
 
@@ -186,3 +187,31 @@ def test_embed_protocol_settings_and_results_dir(demo_run, tmp_path):
     jobs = planned_jobs(demo_run, changed_config(tmp_path, exact))
     assert jobs.get("embed") == len(MODELS) and jobs.get("resample") == 1 and jobs.get("clips") == jobs.get("split") == 1, jobs
     assert not {"demo_calls", "demo_model", "fetch_weights"} & set(jobs), jobs
+
+
+def test_extensions_label_efficiency_and_cheapest_layer(demo_run):
+    results = demo_run / "results"
+    demo = yaml.safe_load(DEMO_CONFIG.read_text())
+    le = demo["label_efficiency"]
+    for name in MODELS + ["concat_best"]:
+        table = pd.read_csv(results / f"synthetic/label_efficiency/{name}/mlp.csv", dtype={"k": str})
+        layers = sorted(set(table["layer"]))
+        assert len(table) == len(le["k"]) * le["draws"] * len(layers)
+        assert sorted(set(table["k"])) == sorted(map(str, le["k"]))
+        assert table["n_test"].nunique() == 1  # the test split is fixed
+        assert (table.loc[table["k"] == "1", "n_train"] == 4).all()  # 1 clip x 4 classes
+        best_all = table[table["k"] == "all"].groupby("layer")["uar"].mean().max()
+        assert best_all > 0.6, table  # synthetic classes are learnable with all labels
+    assert (results / "figures/label_efficiency_synthetic.png").read_bytes()[:4] == b"\x89PNG"
+    cheapest = pd.read_csv(results / "synthetic/cheapest_layer.csv").set_index("model")
+    assert list(cheapest.index) == MODELS
+    assert (cheapest["cheapest_layer"] <= cheapest["best_layer"]).all()
+    transformers = cheapest.drop(index="logmel")["compute_fraction"]
+    assert ((transformers > 0) & (transformers <= 1)).all() and pd.isna(cheapest.loc["logmel", "compute_fraction"])
+    table = pd.read_csv(results / "tables/cheapest_layer.csv")
+    assert len(table) == len(MODELS) and (results / "tables/cheapest_layer.md").is_file()
+
+
+def test_extension_change_reruns_only_the_extension(demo_run, tmp_path):
+    config = changed_config(tmp_path, lambda c: c["cheapest_layer"].update(delta=0.02))
+    assert planned_jobs(demo_run, config) == {"cheapest_layer": 1, "cheapest_table": 1, "all": 1}

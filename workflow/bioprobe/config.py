@@ -136,6 +136,13 @@ def _check_references(config: dict) -> None:
                 raise ConfigError(f"config key 'fusion.{name}.models': {model!r} is not a model of this config")
             if not models[model].get("enabled", True):
                 raise ConfigError(f"config key 'fusion.{name}.models': model {model!r} is disabled (enabled: false); enable it or drop it here")
+    for section, types in (("label_efficiency", ("mlp", "linear")), ("cheapest_layer", ("mlp", "linear", "knn"))):
+        probe = (config.get(section) or {}).get("probe")
+        if probe is not None and probe not in probes:
+            raise ConfigError(f"config key '{section}.probe': {probe!r} is not a probe of this config; probes: {', '.join(probes)}")
+        if probe is not None and probes[probe].get("type") not in types:
+            raise ConfigError(f"config key '{section}.probe': probes.{probe} is of type {probes[probe].get('type')!r}; "
+                              f"{section} needs one of {', '.join(types)}")
 
 
 # embed: settings that change how fast embeddings are computed, not what they are (batched

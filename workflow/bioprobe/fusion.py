@@ -236,3 +236,26 @@ def run_fusion(
     }
     write_json(out_dir / "definition.json", definition)
     write_probe_outputs(out_dir, data, result, ids, pcfg, extra_attrs={"fusion_method": cfg["method"], "fusion_models": models})
+
+
+def run_fusion_label_efficiency(dataset: str, fusion_name: str, fusion_cfg: dict, manifest_csv, embeddings: dict,
+                                probe_dirs: dict, out_csv, probe_name: str, probe_cfg: dict, le_cfg: dict | None,
+                                threads: int | None = None, device: str = "cpu") -> None:
+    """Label efficiency (:mod:`bioprobe.probes.label_efficiency`) of a ``concat_best`` fusion.
+
+    The models' best layers are those of the full fusion (chosen on the *whole* validation
+    split of ``fusion_cfg``'s probe jobs, ``probe_dirs``); the concatenated input is then
+    trained with probe ``probe_name`` on k labelled clips per class. Writes ``out_csv`` with
+    ``model`` = the fusion's name and ``layer`` = -1.
+    """
+    from .probes.label_efficiency import label_efficiency_table, resolve_label_efficiency_config, write_label_efficiency
+
+    cfg = resolve_fusion_config(fusion_name, fusion_cfg)
+    if cfg["method"] != "concat_best":
+        raise ValueError(f"fusion.{fusion_name}: label efficiency trains concat_best fusions, not {cfg['method']}")
+    models = fusion_models(fusion_name, cfg, list(probe_dirs))
+    data = concat_best_data(models, choose_best_layers(models, probe_dirs), embeddings, manifest_csv)
+    with TorchSettings(threads):
+        frame = label_efficiency_table(data, {"dataset": dataset, "model": fusion_name}, probe_name, probe_cfg,
+                                       resolve_label_efficiency_config(le_cfg), resolve_device(device))
+    write_label_efficiency(frame, out_csv)

@@ -24,7 +24,10 @@ DESCRIPTIVE_KEYS: tuple[str, ...] = ("label", "group", "base", "published_as", "
 #: settings (:func:`bioprobe.config.effective_embed`), so no rule sees them in the entry.
 EMBED_OVERRIDES_KEY = "embed"
 #: Keys that change an entry's embeddings but not what is fetched: not in fetch_weights' params.
-EMBED_ONLY_KEYS: tuple[str, ...] = ("layer0",)
+EMBED_ONLY_KEYS: tuple[str, ...] = ("layer0", "max_layer")
+#: Keys that say how far a model is run (``max_layer``), not what it is: a ``random_init``'s
+#: ``of: <model name>`` copies the other entry's architecture without them.
+FORWARD_KEYS: tuple[str, ...] = ("max_layer",)
 #: The keys a source cannot do without.
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "huggingface": ("id",),
@@ -97,7 +100,7 @@ def resolve_model_entry(name: str, models: Mapping) -> dict:
     entry = dict(models[name])
     of = entry.get("of")
     if entry.get("source") == "random_init" and isinstance(of, str) and of in models:
-        entry["of"] = {k: v for k, v in models[of].items() if k not in DESCRIPTIVE_KEYS}
+        entry["of"] = {k: v for k, v in models[of].items() if k not in (*DESCRIPTIVE_KEYS, *FORWARD_KEYS)}
     return entry
 
 

@@ -16,6 +16,8 @@ Its ``source`` picks the implementation:
 * ``logmel`` / ``mfcc``: handcrafted baselines, one "layer" per feature type
 * ``random_init``: the architecture of another model (``of``) with seeded random weights
 
+A transformer model's entry may set ``max_layer: k`` (:mod:`bioprobe.encoders.truncate`).
+
 Model entries themselves (sources, checks, ``of:`` resolution) belong to :mod:`bioprobe.models`;
 the :class:`Encoder` interface lives in :mod:`bioprobe.encoders.base`. This package stays free of
 torch imports at module level.
@@ -57,11 +59,19 @@ def load_encoder(
 
     Pretrained weights are read from ``cache_dir`` through the lock written by
     :func:`bioprobe.weights.fetch_weights`, without network access; if there is no lock yet,
-    the weights are fetched first (which needs network access).
+    the weights are fetched first (which needs network access). With ``max_layer: k`` in the
+    entry, only blocks 1..k are ever run and the encoder returns layers 0..k.
     """
+    encoder = _load_source(name, mcfg, Path(cache_dir), resolve_device(device) if isinstance(device, str) else device, models)
+    if mcfg.get("max_layer") is not None:  # run only blocks 1..max_layer (see encoders/truncate.py)
+        from .truncate import truncate_encoder
+
+        truncate_encoder(encoder, mcfg["max_layer"])
+    return encoder
+
+
+def _load_source(name: str, mcfg: Mapping, cache_dir: Path, device, models: Mapping | None) -> Encoder:
     source = check_source(name, mcfg)
-    device = resolve_device(device) if isinstance(device, str) else device
-    cache_dir = Path(cache_dir)
     if source == "huggingface":
         from .huggingface import load_hf_encoder
 

@@ -55,14 +55,17 @@ class TrainedProbes:
     history: dict  # val_uar / val_loss / lr: [epochs, G] (NaN after a group stopped)
 
 
-def _uar_per_group(y_true, y_pred, n_classes: int):
-    """UAR of each row of ``y_pred [G, n]`` against ``y_true [n]`` (numpy) -> ``[G]``."""
+def uar_per_group(y_true, y_pred, n_classes: int):
+    """UAR of each row of ``y_pred [G, n]`` against ``y_true [n]`` or ``[G, n]`` (numpy) -> ``[G]``."""
     n_groups = y_pred.shape[0]
     row = np.arange(n_groups)[:, None] * n_classes
     size = n_groups * n_classes
-    support = np.broadcast_to(np.bincount(y_true, minlength=n_classes)[:n_classes], (n_groups, n_classes))
+    if y_true.ndim == 1:
+        support = np.broadcast_to(np.bincount(y_true, minlength=n_classes)[:n_classes], (n_groups, n_classes))
+    else:  # each group its own clips
+        support = np.bincount((row + y_true).ravel(), minlength=size).reshape(n_groups, n_classes)
     predicted = np.bincount((row + y_pred).ravel(), minlength=size).reshape(n_groups, n_classes)
-    hit = (y_true[None, :] == y_pred)
+    hit = (np.atleast_2d(y_true) == y_pred)
     hits = np.bincount((row + y_pred)[hit], minlength=size).reshape(n_groups, n_classes)
     recall = np.divide(hits, support, out=np.zeros((n_groups, n_classes)), where=support > 0)
     present = (support > 0) | (predicted > 0)
@@ -81,14 +84,19 @@ def _gather_groups(features, index, group_layer, mix: bool):
 
 
 def predict_logits(model: StackedMLP, tensors, features, rows, group_layer, mix: bool, chunk: int = 2048):
-    """Logits ``[G, n, C]`` of every group for clips ``rows`` (evaluated in chunks of clips)."""
+    """Logits ``[G, n, C]`` of every group for clips ``rows`` (evaluated in chunks of clips).
+
+    ``rows`` is ``[n]`` (the same clips for every group) or ``[G, n]`` (each group its own clips).
+    """
     import torch
 
     out = []
     with torch.no_grad():
-        for start in range(0, rows.shape[0], chunk):
-            part = rows[start : start + chunk]
-            index = part.unsqueeze(0).expand(group_layer.shape[0], -1)
+        for start in range(0, rows.shape[-1], chunk):
+            if rows.dim() == 2:
+                index = rows[:, start : start + chunk]
+            else:
+                index = rows[start : start + chunk].unsqueeze(0).expand(group_layer.shape[0], -1)
             out.append(model.forward(_gather_groups(features, index, group_layer, mix), tensors))
     return torch.cat(out, dim=1)
 
@@ -139,7 +147,9 @@ def _train_stacked(
     """Train G probes at once; group g reads layer column ``group_layer[g]`` (ignored when mixing).
 
     ``features [n, L, D]`` (z-scored, torch, on the device; contiguous is gathered fastest),
-    ``labels [n]`` (torch int64), ``train_rows``/``val_rows`` clip indices (torch int64).
+    ``labels [n]`` (torch int64), ``train_rows``/``val_rows`` clip indices (torch int64): ``[n]``
+    shared by all groups, or ``[G, n]`` when each group trains and early-stops on its own clips
+    (label efficiency: one draw of training clips per group; all draws of a size n).
     ``group_seeds[g]`` seeds group g's generator (see :func:`group_seed`). Groups that early-stop
     are dropped from the stacked tensors at the end of the epoch (their chosen weights are kept).
     Returns the model (for its forward) and the chosen parameters of all G groups.
@@ -168,15 +178,20 @@ def _train_stacked(
     plateau_bad = np.zeros(n_groups, dtype=np.int64)
     history = {k: np.full((cfg["epochs"], n_groups), np.nan) for k in ("val_uar", "val_loss", "lr", "train_loss")}
 
-    n_train = train_rows.shape[0]
+    n_train = train_rows.shape[-1]
+    per_group = train_rows.dim() == 2
+    if per_group and (train_rows.shape[0] != n_groups or val_rows.dim() != 2 or val_rows.shape[0] != n_groups):
+        raise ValueError(f"per-group rows must be [{n_groups}, n] for both train and val, got {tuple(train_rows.shape)} and {tuple(val_rows.shape)}")
     batch_size = int(cfg["batch_size"])
-    y_val = labels[val_rows].cpu().numpy()
+    y_val = labels[val_rows].cpu().numpy()  # [n_val] or [G, n_val]
     for epoch in range(cfg["epochs"]):
         n_alive = alive.shape[0]
-        layer_alive = group_layer[torch.as_tensor(alive, device=device)]
+        alive_t = torch.as_tensor(alive, device=device)
+        layer_alive = group_layer[alive_t]
         # one permutation per group from its own generator: its batch order is its own
         order = torch.stack([torch.randperm(n_train, generator=generators[g]) for g in alive]).to(device)
-        order = train_rows[order]  # [G_alive, n_train] clip indices
+        # [G_alive, n_train] clip indices
+        order = torch.gather(train_rows[alive_t], 1, order) if per_group else train_rows[order]
         loss_sum = torch.zeros(n_alive, device=device)
         with torch.no_grad():
             for start in range(0, n_train, batch_size):
@@ -192,11 +207,13 @@ def _train_stacked(
                 model.backward(saved, d_logits.div_(index.shape[1]), optimizer.grads)
                 optimizer.step()
 
-        logits = predict_logits(model, None, features, val_rows, layer_alive, mix)  # [G_alive, n_val, C]
+        val_alive = val_rows[alive_t] if per_group else val_rows
+        logits = predict_logits(model, None, features, val_alive, layer_alive, mix)  # [G_alive, n_val, C]
+        val_target = labels[val_alive].reshape(-1) if per_group else labels[val_rows].repeat(n_alive)
         val_loss = F.cross_entropy(
-            logits.reshape(-1, n_classes), labels[val_rows].repeat(n_alive), reduction="none"
+            logits.reshape(-1, n_classes), val_target, reduction="none"
         ).view(n_alive, -1).mean(dim=1).cpu().numpy()
-        val_uar = _uar_per_group(y_val, logits.argmax(dim=-1).cpu().numpy(), n_classes)
+        val_uar = uar_per_group(y_val[alive] if per_group else y_val, logits.argmax(dim=-1).cpu().numpy(), n_classes)
         history["val_uar"][epoch, alive] = val_uar
         history["val_loss"][epoch, alive] = val_loss
         history["lr"][epoch, alive] = lr[alive]
