@@ -200,7 +200,10 @@ def test_demo_through_slurm_matches_local_run(cluster, demo_run, tmp_path):
     for group, n in groups.items():
         assert sum(c.startswith(f"rule_{group}") for c in comments) == n, (group, comments)
     singles = sorted(c.split("_wildcards_")[0] for c in comments if not c.startswith(tuple(f"rule_{g}" for g in groups)))
-    assert singles == sorted(["rule_compare", "rule_fuse"] + ["rule_embed"] * len(MODELS)), comments
+    # one job each: compare, the fusion, the demo's extensions (label efficiency per model and of
+    # the fusion, the cheapest layer), and an embed per model; figures and tables are local rules
+    expected = ["rule_compare", "rule_fuse", "rule_label_efficiency_fusion", "rule_cheapest_layer"]
+    assert singles == sorted(expected + ["rule_embed", "rule_label_efficiency"] * len(MODELS)), comments
     assert "localrule fetch_weights" in log_text and "localrule tables" in log_text
 
     # ---- the results equal the local run's

@@ -71,6 +71,7 @@ rule label_efficiency_figure:
         f"{LOGS}/figures/label_efficiency_{{dataset}}_{{fmt}}.log",
     benchmark:
         f"{BENCH}/figures/label_efficiency_{{dataset}}_{{fmt}}.tsv"
+    localrule: True
     conda:
         "../../envs/bioprobe.yaml"
     script:
@@ -111,6 +112,7 @@ rule cheapest_table:
         f"{LOGS}/figures/cheapest_table.log",
     benchmark:
         f"{BENCH}/figures/cheapest_table.tsv"
+    localrule: True
     conda:
         "../../envs/bioprobe.yaml"
     script:
