@@ -56,6 +56,26 @@ def _published_datasets(table: pd.DataFrame, datasets: Sequence[str]) -> list[st
     return [d for d in datasets if np.isfinite(table.loc[table["dataset"] == d, "published_uar"]).any()]
 
 
+
+def _row_cells(rows, datasets, published, escape, best, second, ci, signed) -> list[str]:
+    """One model's cells of the comparison table; ``best``/``second``/``ci`` are format strings
+    of the output language (Markdown or LaTeX), ``escape`` quotes text, ``signed`` writes a difference."""
+    cells = [escape(rows["group"].iloc[0] or ""), escape(rows["label"].iloc[0])]
+    for d in datasets:
+        r = rows[rows["dataset"] == d]
+        if r.empty:
+            cells += ["", "", ""] if d in published else [""]
+            continue
+        r = r.iloc[0]
+        value = _fmt(r.test_uar)
+        value = best.format(value) if r["rank"] == 1 else second.format(value) if r["rank"] == 2 else value
+        if np.isfinite(r.test_ci_low):
+            value += ci.format(_fmt(r.test_ci_low), _fmt(r.test_ci_high))
+        cells.append(f"{value} ({escape(r.layer_label)})")
+        if d in published:
+            cells += [_fmt(r.published_uar, 2), signed(r.difference)]
+    return cells
+
 def comparison_markdown(table: pd.DataFrame, datasets: Sequence[str], dataset_labels: Mapping[str, str] | None = None) -> str:
     """One Markdown table per probe; bold ``**x**`` for the best, ``<u>x</u>`` for the second."""
     out = [
@@ -74,20 +94,7 @@ def comparison_markdown(table: pd.DataFrame, datasets: Sequence[str], dataset_la
         header = ["Group", "Model"] + [c for d in datasets for c in ((names[d], "published", "Δ") if d in published else (names[d],))]
         out += ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "--:|" * (len(header) - 2)]
         for model, rows in group.groupby("model", sort=False):
-            cells = [str(rows["group"].iloc[0] or ""), str(rows["label"].iloc[0])]
-            for d in datasets:
-                r = rows[rows["dataset"] == d]
-                if r.empty:
-                    cells += ["", "", ""] if d in published else [""]
-                    continue
-                r = r.iloc[0]
-                value = _fmt(r.test_uar)
-                value = f"**{value}**" if r["rank"] == 1 else f"<u>{value}</u>" if r["rank"] == 2 else value
-                if np.isfinite(r.test_ci_low):
-                    value += f" [{_fmt(r.test_ci_low)}, {_fmt(r.test_ci_high)}]"
-                cells.append(f"{value} ({r.layer_label})")
-                if d in published:
-                    cells += [_fmt(r.published_uar, 2), _signed(r.difference)]
+            cells = _row_cells(rows, datasets, published, str, "**{}**", "<u>{}</u>", " [{}, {}]", _signed)
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
@@ -136,21 +143,8 @@ def comparison_latex(table: pd.DataFrame, datasets: Sequence[str], caption: str 
             "\\midrule",
         ]
         for model, rows in group.groupby("model", sort=False):
-            cells = [tex_escape(rows["group"].iloc[0] or ""), tex_escape(rows["label"].iloc[0])]
-            for d in datasets:
-                r = rows[rows["dataset"] == d]
-                if r.empty:
-                    cells += ["", "", ""] if d in published else [""]
-                    continue
-                r = r.iloc[0]
-                value = _fmt(r.test_uar)
-                value = f"\\textbf{{{value}}}" if r["rank"] == 1 else f"\\underline{{{value}}}" if r["rank"] == 2 else value
-                if np.isfinite(r.test_ci_low):
-                    value += f"\\,{{\\scriptsize[{_fmt(r.test_ci_low)}, {_fmt(r.test_ci_high)}]}}"
-                cells.append(f"{value} ({tex_escape(r.layer_label)})")
-                if d in published:
-                    diff = "" if not np.isfinite(r.difference) else f"${r.difference:+.1f}$"
-                    cells += [_fmt(r.published_uar, 2), diff]
+            cells = _row_cells(rows, datasets, published, tex_escape, "\\textbf{{{}}}", "\\underline{{{}}}",
+                               "\\,{{\\scriptsize[{}, {}]}}", lambda d: "" if not np.isfinite(d) else f"${d:+.1f}$")
             lines.append(" & ".join(cells) + " \\\\")
         lines += ["\\bottomrule", "\\end{tabular}", "\\end{table*}", ""]
         parts += lines
