@@ -13,7 +13,10 @@ parameters, nothing downloaded), run through the real ``random_init`` code path.
    ``batching: equal_length`` (batches of exactly equal length) and one clip at a time; prints
    each one's time and the ratios, and the largest difference of the masked features from the
    one-at-a-time ones (exactness at full size).
-4. with ``--max-layers``: the bare forward time when the model runs only up to block k
+5. with ``--breakdown``, only this: for ``--batch-size`` clips of each of ``--lengths``, the
+   time of the CNN front end and of the transformer encoder, run one clip at a time and as one
+   batch (where batching pays on this device, and where it does not).
+6. with ``--max-layers``: the bare forward time when the model runs only up to block k
    (``max_layer: k``), and the time saved per block dropped.
 
     python bench/bench_embed.py                      # CPU (or CUDA when available)
@@ -21,6 +24,7 @@ parameters, nothing downloaded), run through the real ``random_init`` code path.
     python bench/bench_embed.py --skip-long --clips-per-length 4   # quick
     python bench/bench_embed.py --variable --clips 24 --device cpu
     python bench/bench_embed.py --variable --clips 512 --device cuda --json-out gpu_variable.json   # GPU
+    python bench/bench_embed.py --breakdown --lengths 0.5 2 8 25 --batch-size 8 --device cpu
     python bench/bench_embed.py --skip-long --max-layers 0 3 6 9 12   # + time saved per block dropped
 
 Run from the repository root (or with bioprobe installed).
@@ -161,6 +165,8 @@ def variable_lengths(args) -> dict:
     lengths, ids = [len(c) for c in clips], [f"c{i}" for i in range(len(clips))]
     audio_s = sum(lengths) / SR
     base = {"batch_size": args.batch_size, "precision": args.precision, "length_ratio": args.length_ratio}
+    if args.max_batch_seconds is not None:
+        base["max_batch_seconds"] = args.max_batch_seconds
     opts = {mode: embed_options({**base, **extra}) for mode, extra in VARIABLE_MODES.items()}
     time_embed_step(encoder, synthetic_clips([1.0, 1.3], 2, seed=1), opts["masked"])  # warm-up
     times: dict[str, list[float]] = {mode: [] for mode in VARIABLE_MODES}
@@ -187,6 +193,7 @@ def variable_lengths(args) -> dict:
         "audio_seconds": round(audio_s, 1),
         "batch_size": args.batch_size,
         "length_ratio": args.length_ratio,
+        "max_batch_seconds": opts["masked"]["max_batch_seconds"],
         "n_batches": batches,
         "seconds_per_repeat": times,
         "process_cpu_seconds_per_repeat": cpu_times,  # this process's CPU time: less sensitive to other load
@@ -267,6 +274,47 @@ def layer_savings(args) -> dict:
     }
 
 
+def batch_breakdown(args) -> dict:
+    """Seconds of the CNN front end and of the encoder, one clip at a time vs one batch, per length."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = build_encoder(Path(tmp), args.device).model
+    device = next(model.parameters()).device
+
+    def best(run) -> float:
+        times = []
+        for _ in range(max(args.repeats, 1) + 1):  # the first round warms up
+            synchronize(device)
+            start = time.perf_counter()
+            run()
+            synchronize(device)
+            times.append(time.perf_counter() - start)
+        return round(min(times[1:]), 4)
+
+    rows = []
+    generator = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        for seconds in args.lengths:
+            waves = torch.randn(args.batch_size, int(seconds * SR), generator=generator).to(device)
+            hidden = model.feature_projection(model.feature_extractor(waves).transpose(1, 2))
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+            row = {
+                "seconds": seconds,
+                "clips": args.batch_size,
+                "cnn_one_at_a_time": best(lambda: [model.feature_extractor(waves[i : i + 1]) for i in range(len(waves))]),
+                "cnn_batched": best(lambda: model.feature_extractor(waves)),
+                "encoder_one_at_a_time": best(lambda: [model.encoder(hidden[i : i + 1]) for i in range(len(hidden))]),
+                "encoder_batched": best(lambda: model.encoder(hidden)),
+            }
+            row["encoder_batching_speedup"] = round(row["encoder_one_at_a_time"] / row["encoder_batched"], 3)
+            row["cnn_batching_speedup"] = round(row["cnn_one_at_a_time"] / row["cnn_batched"], 3)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return {"device": str(device), "threads": torch.get_num_threads(), "rows": rows}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto")
@@ -284,7 +332,11 @@ def main(argv=None) -> int:
     parser.add_argument("--min-seconds", type=float, default=0.3)
     parser.add_argument("--max-seconds", type=float, default=30.0)
     parser.add_argument("--length-ratio", type=float, default=1.25, help="--variable: embed.length_ratio of masked batching")
+    parser.add_argument("--max-batch-seconds", type=float, default=None,
+                        help="--variable: embed.max_batch_seconds (padded audio per batch; default: the embed step's)")
     parser.add_argument("--json-out", help="--variable: also write the figures to this JSON file")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="only the CNN/encoder times one clip at a time vs batched, per --lengths")
     parser.add_argument("--max-layers", type=int, nargs="+", default=None,
                         help="also time the bare forward with max_layer k for each k (e.g. 0 3 6 9 12)")
     parser.add_argument("--long-only", action="store_true",
@@ -296,6 +348,10 @@ def main(argv=None) -> int:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.long_only:
         print(json.dumps(long_recording(args)))
+        return 0
+    if args.breakdown:
+        args.batch_size = args.batch_size or 8
+        batch_breakdown(args)
         return 0
     if args.variable:
         args.batch_size = args.batch_size or 16  # the embed step's default
