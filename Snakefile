@@ -43,6 +43,7 @@ include: "workflow/rules/fuse.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/extensions_common.smk"
 include: "workflow/rules/extensions.smk"
+include: "workflow/rules/leakage.smk"
 
 
 rule all:

@@ -152,7 +152,7 @@ LAYERS = {
     "bioprobe.store": 1, "bioprobe.audio": 1, "bioprobe.download": 1, "bioprobe.weights": 1,
     "bioprobe.datasets": 2, "bioprobe.encoders": 2, "bioprobe.audit": 2,
     "bioprobe.embed": 3, "bioprobe.probes": 3,
-    "bioprobe.fusion": 4, "bioprobe.stats": 4, "bioprobe.cheapest": 4,
+    "bioprobe.fusion": 4, "bioprobe.stats": 4, "bioprobe.cheapest": 4, "bioprobe.leakage": 4,
     "bioprobe.tables": 5, "bioprobe.figures": 5, "bioprobe.budget": 5, "bioprobe.label_efficiency_plot": 5,
 }
 

@@ -164,3 +164,13 @@ def test_predefined_split_is_kept_and_checked():
     df.loc[df["label"] == "class1", "split"] = "train"
     kept = assign_splits(df, method="predefined", drop_small_classes=True)
     assert set(kept["label"]) == {"class0"} and kept.attrs["dropped_classes"] == {"class1": "in 1 of the 3 given splits"}
+
+
+def test_grouped_split_reaches_a_small_test_split_with_few_groups():
+    # 4 equal groups at 0.7/0.2/0.1: the ratio-weighted coverage bonus never sends a group to
+    # test (each is 25 % of the clips); the unweighted second round does (2/1/1)
+    df = pd.DataFrame([{"label": f"k{c}", "ind": f"i{g}"} for g in range(4) for c in range(4) for _ in range(6)])
+    out = assign_splits(df, "grouped", (0.7, 0.2, 0.1), 42, False, "ind")
+    per_group = out.groupby("ind")["split"].first()
+    assert sorted(per_group.value_counts().to_dict().items()) == [("test", 1), ("train", 2), ("val", 1)]
+    assert out.groupby("ind")["split"].nunique().max() == 1

@@ -89,6 +89,13 @@ def after_probes(*models) -> set:
 AFTER_PROBES = after_probes(*MODELS)
 
 
+LEAKAGE_SPLITS = ("grouped_group", "nuisance_group")
+LEAKAGE_JOBS = ({job("named_split", dataset=D, split=s) for s in LEAKAGE_SPLITS}
+                | {job("probe_split", dataset=D, split=s, model=m, probe="mlp") for s in LEAKAGE_SPLITS for m in MODELS}
+                | {job("leakage", dataset=D, model=m, probe="mlp") for m in MODELS}
+                | {job("leakage_figure", dataset=D), job("all")})
+
+
 def set_in(path: str, value):
     def change(config):
         *parents, last = path.split(".")
@@ -126,6 +133,11 @@ CASES = {
     # the bad-audio policy decides whether the audit stops, not what it writes
     "on_bad_audio": (set_in("on_bad_audio", "skip"), set()),
     "a dataset's on_bad_audio": (set_in(f"datasets.{D}.on_bad_audio", "skip"), set()),
+    # more splits of the same clips: their split files and probes, nothing upstream, no main probe
+    "adding the leakage analysis": (set_in("leakage", {"probe": "mlp", "by": {D: ["group"]}}), LEAKAGE_JOBS),
+    "adding a named split": (set_in(f"datasets.{D}.splits", {"by_animal": {"method": "grouped"}}),
+                             {job("named_split", dataset=D, split="by_animal"), job("all")}
+                             | {job("probe_split", dataset=D, split="by_animal", model=m, probe="mlp") for m in MODELS}),
     # a schema default written out explicitly is the same setting
     "defaults written out": (lambda c: c["embed"].update(chunk_seconds=120, precision="fp32", store_dtype="float32"), set()),
 }
@@ -135,7 +147,7 @@ def base_config() -> dict:
     """The demo config, its calls being a user's folder (made here, not by a rule of the workflow):
     the case of a real dataset, whose labels file the user may edit."""
     config = yaml.safe_load(DEMO_CONFIG.read_text())
-    for extension in ("label_efficiency", "cheapest_layer"):  # their staleness: tests/test_workflow.py
+    for extension in ("label_efficiency", "cheapest_layer", "leakage"):  # their staleness: tests/test_workflow.py
         config.pop(extension, None)
     config["demo"].pop("calls")
     config["datasets"][D].update(root="calls", labels="calls/labels.csv")

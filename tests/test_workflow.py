@@ -151,7 +151,7 @@ def test_figure_setting_change_redraws_only_figures(demo_run, tmp_path):
         c["models"]["tiny_hubert"]["label"] = "renamed"
     jobs = planned_jobs(demo_run, changed_config(tmp_path, change))
     # (and the extensions' figure and table, docs/extensions.md)
-    assert set(jobs) - {"all", "tables", "compare", "label_efficiency_figure", "cheapest_table"} == FIGURE_RULES, jobs
+    assert set(jobs) - {"all", "tables", "compare", "label_efficiency_figure", "cheapest_table", "leakage_figure"} == FIGURE_RULES, jobs
     assert jobs["per_class_figure"] == 1  # one job draws every model's heatmap of a dataset
 
 
@@ -163,6 +163,7 @@ def test_report_holds_every_figure_and_table(demo_run, tmp_path):
         if name not in ("best_layer.md", "all_scores.csv"):
             assert name.rsplit("/", 1)[-1] + (".png" if "." not in name else "") in html, name
     assert "Study figure 1: layer-wise test UAR [%] of\\ntiny HuBERT (random), tiny WavLM (random)" in html
+    assert "leakage_synthetic.png" in html and "Leakage on dataset synthetic" in html
 
 
 def test_embed_protocol_settings_and_results_dir(demo_run, tmp_path):
@@ -210,6 +211,25 @@ def test_extensions_label_efficiency_and_cheapest_layer(demo_run):
     assert ((transformers > 0) & (transformers <= 1)).all() and pd.isna(cheapest.loc["logmel", "compute_fraction"])
     table = pd.read_csv(results / "tables/cheapest_layer.csv")
     assert len(table) == len(MODELS) and (results / "tables/cheapest_layer.md").is_file()
+
+
+def test_leakage_outputs_of_the_demo(demo_run):
+    results = demo_run / "results" / "synthetic"
+    n_layers = {"logmel": 1, "tiny_hubert": 3, "tiny_wav2vec2": 3, "tiny_wav2vec2_ft": 3, "tiny_wavlm": 3}
+    for model in MODELS:
+        table = pd.read_csv(results / f"leakage/{model}/mlp/scores.csv", keep_default_na=False)
+        assert sorted(set(table["split"])) == ["grouped_group", "main", "nuisance_group"]
+        assert len(table) == 3 * n_layers[model]
+        main = table[table["split"] == "main"].set_index("layer")
+        probe = pd.read_csv(results / f"probes/{model}/mlp/summary.csv").query("split == 'test'").set_index("layer")
+        assert main["uar"].to_numpy() == pytest.approx(probe["uar_mean"].to_numpy())  # the study's probes, unchanged
+        nuisance = table[table["task"] == "nuisance"]
+        assert (nuisance["n_classes"] == 6).all() and (nuisance["target"] == "group").all()
+        # the demo's "animal" is drawn at random for each call: nothing to decode beyond chance (1/6)
+        assert nuisance["uar"].mean() < 0.4, nuisance
+    summary = (results / "leakage/summary.md").read_text()
+    assert summary.startswith("## Leakage on synthetic") and "Highest decoding of the group itself (6 values" in summary
+    assert (demo_run / "results/figures/leakage_synthetic.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_extension_change_reruns_only_the_extension(demo_run, tmp_path):

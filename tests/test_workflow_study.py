@@ -68,6 +68,7 @@ def study_run(tmp_path_factory):
             "fusion": {"concat_best": {"method": "concat_best", "probe": "mlp"},
                        "late": {"method": "late_average", "probe": "mlp"}},
             "figures": {"formats": ["png"]},
+            "leakage": {"probe": "mlp"},  # each type's default identifier columns (watkins: none)
         }
         configfile = tmp / "study.yaml"
         configfile.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -153,3 +154,24 @@ def test_aves_gives_thirteen_style_layers_and_figures_exist(study_run):
     for dataset in ("watkins", "imv", "abzaliev"):
         assert (results / "figures" / f"layerwise_{dataset}.png").stat().st_size > 10_000
         assert (results / dataset / "comparisons.csv").is_file()
+
+
+def test_leakage_by_each_type_default_columns(study_run):
+    results = study_run["workdir"] / "results"
+    expected = {"imv": ["grouped_recording", "nuisance_recording", "grouped_individual", "nuisance_individual"],
+                "abzaliev": ["grouped_dog", "nuisance_dog"]}
+    for dataset, splits in expected.items():
+        for model in ("aves_tiny", "logmel"):
+            table = pd.read_csv(results / dataset / "leakage" / model / "mlp" / "scores.csv", keep_default_na=False)
+            assert list(dict.fromkeys(table["split"])) == ["main", *splits]
+            assert table.loc[table["split"] == "main", "method"].iloc[0] == study_run["config"]["datasets"][dataset]["split"]["method"]
+        for split in splits:
+            frame = pd.read_csv(results / dataset / "splits" / split / "split.csv", keep_default_na=False)
+            column = split.split("_", 1)[1]
+            used = frame[frame["split"] != "excluded"]
+            if split.startswith("grouped"):
+                assert used.groupby(column)["split"].nunique().max() == 1, split
+            else:
+                assert (used["label"] == used[column]).all(), split
+        assert (results / "figures" / f"leakage_{dataset}.png").is_file()
+    assert not (results / "watkins" / "leakage").exists()  # each Watkins file is its own group: skipped

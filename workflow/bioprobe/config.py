@@ -136,7 +136,15 @@ def _check_references(config: dict) -> None:
                 raise ConfigError(f"config key 'fusion.{name}.models': {model!r} is not a model of this config")
             if not models[model].get("enabled", True):
                 raise ConfigError(f"config key 'fusion.{name}.models': model {model!r} is disabled (enabled: false); enable it or drop it here")
-    for section, types in (("label_efficiency", ("mlp", "linear")), ("cheapest_layer", ("mlp", "linear", "knn"))):
+    for model in (config.get("leakage") or {}).get("models") or []:
+        if model not in models or not models[model].get("enabled", True):
+            raise ConfigError(f"config key 'leakage.models': {model!r} is not an enabled model of this config")
+    for dataset in ((config.get("leakage") or {}).get("by") or {}):
+        if dataset not in config.get("datasets", {}):
+            raise ConfigError(f"config key 'leakage.by': {dataset!r} is not a dataset of this config")
+    sections = (("label_efficiency", ("mlp", "linear")), ("cheapest_layer", ("mlp", "linear", "knn")),
+                ("leakage", ("mlp", "linear", "knn")))
+    for section, types in sections:
         probe = (config.get(section) or {}).get("probe")
         if probe is not None and probe not in probes:
             raise ConfigError(f"config key '{section}.probe': {probe!r} is not a probe of this config; probes: {', '.join(probes)}")

@@ -35,7 +35,7 @@ import numpy as np
 SPLITS = ("train", "val", "test")
 SPLIT_METHODS = ("random", "stratified", "grouped", "predefined")
 #: Manifest columns that are not identifiers of a recording, caller or animal.
-NON_ID_COLUMNS = ("clip_id", "path", "start", "end", "label", "split")
+NON_ID_COLUMNS = ("clip_id", "path", "start", "end", "label", "call_label", "split")
 GROUPED_ATTEMPTS = 50
 
 
@@ -104,11 +104,13 @@ def _stratified_labels(labels: np.ndarray, ratios: Sequence[float], seed: int) -
     return out
 
 
-def _grouped_once(group_counts: np.ndarray, ratios: np.ndarray, order: np.ndarray) -> np.ndarray:
+def _grouped_once(group_counts: np.ndarray, ratios: np.ndarray, order: np.ndarray,
+                  coverage_weights: np.ndarray | None = None) -> np.ndarray:
     """Assign each group (row of ``group_counts`` [n_groups, n_classes]) to a split; returns [n_groups].
 
     Each group goes to the split with the highest score: how far the split is below its quota
-    for the group's classes and overall, plus a bonus for classes the split has not seen yet.
+    for the group's classes and overall, plus a bonus for classes the split has not seen yet
+    (weighted by ``coverage_weights`` per split, default the ratios).
     """
     totals = np.maximum(group_counts.sum(axis=0).astype(float), 1.0)  # [n_classes]
     n_total = totals.sum()
@@ -124,7 +126,7 @@ def _grouped_once(group_counts: np.ndarray, ratios: np.ndarray, order: np.ndarra
         weights = counts[classes] / counts[classes].sum()              # [k]
         class_deficit = ((targets[:, classes] - filled[:, classes]) / totals[classes]) @ weights   # [3]
         size_deficit = (target_sizes - filled_sizes) / n_total                                    # [3]
-        coverage = (filled[:, classes] == 0).mean(axis=1) * ratios                                # [3]
+        coverage = (filled[:, classes] == 0).mean(axis=1) * (ratios if coverage_weights is None else coverage_weights)  # [3]
         score = np.where(allowed, class_deficit + size_deficit + coverage, -np.inf)
         best = int(np.argmax(score))
         assignment[g] = best
@@ -142,13 +144,17 @@ def _grouped_labels(labels: np.ndarray, groups: np.ndarray, ratios: Sequence[flo
     ratios_arr = np.asarray(ratios, dtype=float)
     rng = np.random.default_rng(seed)
     fewest_missing: list[tuple[str, str]] | None = None
-    for attempt in range(GROUPED_ATTEMPTS):
+    # First with the coverage bonus weighted by the ratios; when that never covers every class
+    # (few groups, a small test ratio: 4 equal groups at 0.7/0.2/0.1 never reach test), again with
+    # an unweighted bonus. Splits found in the first round are kept as they were.
+    for attempt in range(2 * GROUPED_ATTEMPTS):
         shuffled = rng.permutation(len(group_names))
-        if attempt == 0:  # largest groups first (bin-packing order); random tie-break
+        if attempt % GROUPED_ATTEMPTS == 0:  # largest groups first (bin-packing order); random tie-break
             order = shuffled[np.argsort(-counts[shuffled].sum(axis=1), kind="stable")]
         else:
             order = shuffled
-        assignment = _grouped_once(counts, ratios_arr, order)
+        weights = None if attempt < GROUPED_ATTEMPTS else (ratios_arr > 0).astype(float)
+        assignment = _grouped_once(counts, ratios_arr, order, weights)
         missing = [
             (SPLITS[s], str(class_names[k]))
             for s in np.flatnonzero(ratios_arr > 0)
@@ -160,7 +166,7 @@ def _grouped_labels(labels: np.ndarray, groups: np.ndarray, ratios: Sequence[flo
         if fewest_missing is None or len(missing) < len(fewest_missing):
             fewest_missing = missing
     detail = ", ".join(f"{c!r} has no clip in {s}" for s, c in fewest_missing)
-    raise SplitError(f"grouped split by {group_column!r}: after {GROUPED_ATTEMPTS} seeded attempts {detail}. "
+    raise SplitError(f"grouped split by {group_column!r}: after {2 * GROUPED_ATTEMPTS} seeded attempts {detail}. "
                      "Those classes occur in too few groups to be spread over every split; "
                      "set drop_small_classes: true to drop them, or use another method")
 

@@ -195,6 +195,13 @@ def split_settings(dcfg: dict) -> dict:
     return _tracked(dcfg, tuple(dataset_module(dcfg).LABEL_KEYS) + COMMON_LABEL_KEYS)
 
 
+def named_split_settings(dcfg: dict, spec: dict) -> dict:
+    """What a named split's rule tracks: the label settings and the split's own spec, not ``split:``."""
+    settings = _tracked(dcfg, tuple(dataset_module(dcfg).LABEL_KEYS) + ("label_map",))
+    settings["named_split"] = {k: spec[k] for k in sorted(spec) if k not in ("purpose", "column")}
+    return settings
+
+
 def write_clips(name: str, dcfg: dict, data_dir: str | os.PathLike, clips_out: str | os.PathLike) -> None:
     """Write ``clips.csv`` (``clip_id, path, start, end``: what audio each clip is) atomically."""
     from ..fileio import write_csv
@@ -204,12 +211,14 @@ def write_clips(name: str, dcfg: dict, data_dir: str | os.PathLike, clips_out: s
 
 
 def write_split(name: str, dcfg: dict, data_dir: str | os.PathLike, clips_csv: str | os.PathLike,
-                split_out: str | os.PathLike, leakage_out: str | os.PathLike, accepted_csv=None) -> None:
+                split_out: str | os.PathLike, leakage_out: str | os.PathLike, accepted_csv=None,
+                split_cfg: dict | None = None) -> None:
     """Write ``split.csv`` and ``leakage.json`` for the clips of ``clips_csv`` atomically (see :mod:`.labels`).
 
     With ``accepted_csv`` (the audit's ``clips_accepted.csv``), every other clip is excluded
     (``exclude = bad_audio``) before any label setting applies: the split only uses clips whose
-    audio the audit accepted.
+    audio the audit accepted. ``split_cfg`` (a named split's spec, :func:`bioprobe.leakage.named_splits`)
+    replaces the dataset's own ``split:``; its ``target`` may be another column than the label.
     """
     from ..fileio import write_csv, write_json
     from .labels import build_split
@@ -220,8 +229,8 @@ def write_split(name: str, dcfg: dict, data_dir: str | os.PathLike, clips_csv: s
 
         accepted = set(pd.read_csv(accepted_csv, dtype={"clip_id": str}, keep_default_na=False)["clip_id"])
         df.loc[~df["clip_id"].isin(accepted), "exclude"] = BAD_AUDIO
-    study_counts = getattr(dataset_module(dcfg), "STUDY_COUNTS", None)
-    table, report = build_split(name, dcfg, df, split_config(dcfg), study_counts, clips_csv)
+    study_counts = getattr(dataset_module(dcfg), "STUDY_COUNTS", None) if split_cfg is None else None
+    table, report = build_split(name, dcfg, df, split_cfg or split_config(dcfg), study_counts, clips_csv)
     write_csv(split_out, table)
     write_json(leakage_out, report)
 

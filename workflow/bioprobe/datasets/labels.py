@@ -88,6 +88,26 @@ def check_clips(df, clips_csv) -> None:
                              "snakemake --forcerun clips (this re-extracts the changed dataset)")
 
 
+def retarget(df, target: str, name: str):
+    """Predict column ``target`` instead of the label (a split of the leakage analysis, bioprobe.leakage).
+
+    The clips used stay those the label settings leave (same population as the label's split);
+    ``label`` becomes the ``target`` value and the label moves to ``call_label``.
+    """
+    if target == "label":
+        return df
+    if target not in df.columns or target in ("clip_id", "path", "start", "end", "exclude", "split"):
+        usable = [c for c in df.columns if c not in ("clip_id", "path", "start", "end", "exclude", "split", "label")]
+        raise ValueError(f"dataset {name!r}: split target {target!r} is not a column of its clips "
+                         f"(identifier columns: {', '.join(usable) or 'none'})")
+    df = df.copy()
+    empty = (df[target].astype(str).str.strip() == "") & (df["exclude"] == "")
+    df.loc[empty, "exclude"] = f"no_{target}"
+    df.insert(df.columns.get_loc("label") + 1, "call_label", df["label"])
+    df["label"] = df[target].astype(str)
+    return df
+
+
 def study_count_check(expected: dict | None, attrs: dict) -> dict | None:
     """Compare the loader's counts (``attrs["study_counts"]``) with the study's (``expected``).
 
@@ -113,6 +133,7 @@ def build_split(name: str, dcfg: dict, df, split: dict, study_counts: dict | Non
         check_clips(df, clips_csv)
     df = apply_label_map(df, dcfg.get("label_map"))
     df, small = exclude_small(df, int(dcfg.get("min_clips_per_class", 0) or 0))
+    df = retarget(df, split.get("target", "label"), name)
     used = df[df["exclude"] == ""].drop(columns="exclude")
     assigned = assign_splits(used, method=split["method"], ratios=split["ratios"], seed=split["seed"],
                              drop_small_classes=split["drop_small_classes"], group_column=split["group_by"])
