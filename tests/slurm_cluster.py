@@ -19,7 +19,9 @@ cluster has its configuration there; this one lives in its temporary folder and 
 outside it, so ``bin/srun`` there (first on ``PATH``) puts ``SLURM_CONF`` back and runs the real
 ``srun``.
 
-Used by tests/test_slurm.py.
+``node_profile`` fits ``profiles/slurm`` to this node (memory capped, the local run's threads,
+``squeue`` for status). Used by tests/test_slurm.py (the demo through the cluster) and
+tests/test_slurm_profile.py (every job of the demo fits the node, no cluster needed).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ import tempfile
 import time
 from pathlib import Path
 
+PROFILE = Path(__file__).resolve().parents[1] / "profiles" / "slurm" / "config.yaml"
+JOB_MEM_MB = 3000  # what one job may ask for on the test node (of its 8000 MB)
+
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "squeue", "scontrol", "srun", "sinfo")
 PARTITION = "bioprobe_test"
@@ -40,6 +45,37 @@ PARTITION = "bioprobe_test"
 def missing_programs() -> list[str]:
     """The SLURM and munge programs that are not on PATH (or in /usr/sbin)."""
     return [p for p in DAEMONS + CLIENTS if _which(p) is None]
+
+
+def node_profile(profile: dict, cores: int, job_mem_mb: int) -> dict:
+    """``profiles/slurm`` fitted to one small node, polling quickly; everything else kept.
+
+    Only what the profile sizes is capped: a rule's own ``resources:`` that the profile does not
+    override reach ``sbatch`` as the rule states them (tests/test_slurm_profile.py checks that
+    none of the demo's exceeds the node)."""
+    out = dict(profile)
+    # The threads of the local run (--cores 2 caps every rule at 2); --cores also caps the width
+    # of a group job, so grouped probes run one after the other instead of asking for 6 CPUs.
+    out["cores"] = cores
+    out["set-threads"] = {rule: min(int(n), cores) for rule, n in profile.get("set-threads", {}).items()}
+
+    def cap(resources: dict) -> dict:
+        resources = dict(resources)
+        if "mem_mb" in resources:
+            resources["mem_mb"] = f"min({job_mem_mb}, {resources['mem_mb']})"
+        if "cpus_per_task" in resources:
+            resources["cpus_per_task"] = min(int(resources["cpus_per_task"]), cores)
+        return resources
+
+    out["default-resources"] = cap(profile.get("default-resources", {}))
+    out["set-resources"] = {rule: cap(res) for rule, res in profile.get("set-resources", {}).items()}
+    # No accounting database here: squeue for status, and no account (the plugin would ask
+    # sacctmgr). MinJobAge=600 keeps finished jobs visible to squeue.
+    out["slurm-status-command"] = "squeue"
+    out["slurm-init-seconds-before-status-checks"] = 2
+    out["slurm-keep-successful-logs"] = True
+    out["latency-wait"] = 5
+    return out
 
 
 def _which(program: str) -> str | None:

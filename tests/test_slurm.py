@@ -27,14 +27,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from slurm_cluster import PARTITION, SlurmCluster, missing_programs
+from slurm_cluster import JOB_MEM_MB, PARTITION, PROFILE, SlurmCluster, missing_programs, node_profile
 from workflow_helpers import DEMO_CONFIG, DEMO_CORES, REPO, job_logs
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow, pytest.mark.timeout(1500)]
 
-PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 NODE_MEM_MB = 8000
-JOB_MEM_MB = 3000  # what one job may ask for on the test node
 MODELS = ["logmel", "tiny_hubert", "tiny_wav2vec2", "tiny_wav2vec2_ft", "tiny_wavlm"]  # the demo's
 PROBES_PER_JOB = 3  # group-components of probe_{dataset} in profiles/slurm
 RUN_TIMEOUT_S = 900
@@ -65,34 +63,11 @@ def cluster():
         yield slurm
     finally:
         slurm.stop()
-        shutil.rmtree(slurm.root, ignore_errors=True)
-
-
-def node_profile(profile: dict, cores: int, job_mem_mb: int) -> dict:
-    """``profiles/slurm`` fitted to one small node, polling quickly; everything else kept."""
-    out = dict(profile)
-    # The threads of the local run (--cores 2 caps every rule at 2); --cores also caps the width
-    # of a group job, so grouped probes run one after the other instead of asking for 6 CPUs.
-    out["cores"] = cores
-    out["set-threads"] = {rule: min(int(n), cores) for rule, n in profile.get("set-threads", {}).items()}
-
-    def cap(resources: dict) -> dict:
-        resources = dict(resources)
-        if "mem_mb" in resources:
-            resources["mem_mb"] = f"min({job_mem_mb}, {resources['mem_mb']})"
-        if "cpus_per_task" in resources:
-            resources["cpus_per_task"] = min(int(resources["cpus_per_task"]), cores)
-        return resources
-
-    out["default-resources"] = cap(profile.get("default-resources", {}))
-    out["set-resources"] = {rule: cap(res) for rule, res in profile.get("set-resources", {}).items()}
-    # No accounting database here: squeue for status, and no account (the plugin would ask
-    # sacctmgr). MinJobAge=600 keeps finished jobs visible to squeue.
-    out["slurm-status-command"] = "squeue"
-    out["slurm-init-seconds-before-status-checks"] = 2
-    out["slurm-keep-successful-logs"] = True
-    out["latency-wait"] = 5
-    return out
+        # BIOPROBE_KEEP_SLURM=1 keeps the cluster's folder (slurmctld.log, slurmd.log, state) to read
+        if os.environ.get("BIOPROBE_KEEP_SLURM"):
+            print(f"SLURM test cluster kept in {slurm.root}")
+        else:
+            shutil.rmtree(slurm.root, ignore_errors=True)
 
 
 class JobRecorder(threading.Thread):
@@ -145,15 +120,6 @@ def test_demo_through_slurm_matches_local_run(cluster, demo_run, tmp_path):
     profile = node_profile(yaml.safe_load(PROFILE.read_text()), DEMO_CORES, JOB_MEM_MB)
     (profile_dir / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
 
-    # The demo without its extensions (label efficiency, cheapest layer): under this one-node test
-    # SLURM the label-efficiency job of the fusion was submitted and failed without a log (cause
-    # not yet found; see the issue notes); the rest of the DAG is what this test proves.
-    config = yaml.safe_load(DEMO_CONFIG.read_text())
-    for extension in ("label_efficiency", "cheapest_layer"):
-        config.pop(extension, None)
-    configfile = tmp_path / "demo_core.yaml"
-    configfile.write_text(yaml.safe_dump(config, sort_keys=False))
-
     env = dict(cluster.env, PYTHONUNBUFFERED="1", BIOPROBE_SLURM_PARTITION=PARTITION)
     for name in ("BIOPROBE_SLURM_GPU_PARTITION", "BIOPROBE_SLURM_PROBE_PARTITION", "BIOPROBE_SLURM_ACCOUNT", "BIOPROBE_SLURM_GPU_MODEL"):
         env.pop(name, None)
@@ -161,7 +127,7 @@ def test_demo_through_slurm_matches_local_run(cluster, demo_run, tmp_path):
         sys.executable, "-m", "snakemake",
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
-        "--configfile", str(configfile),
+        "--configfile", str(DEMO_CONFIG),
         "--workflow-profile", str(profile_dir),
     ]
     recorder = JobRecorder(cluster)
@@ -209,8 +175,11 @@ def test_demo_through_slurm_matches_local_run(cluster, demo_run, tmp_path):
     for group, n in groups.items():
         assert sum(c.startswith(f"rule_{group}") for c in comments) == n, (group, comments)
     singles = sorted(c.split("_wildcards_")[0] for c in comments if not c.startswith(tuple(f"rule_{g}" for g in groups)))
-    # one job each: compare, the fusion and an embed per model; figures and tables are local rules
-    assert singles == sorted(["rule_compare", "rule_fuse"] + ["rule_embed"] * len(MODELS)), comments
+    # one job each: compare, the fusion, the demo's extensions (label efficiency per model and of
+    # the fusion, the cheapest layer), and an embed per model; figures and tables are local rules
+    expected = ["rule_compare", "rule_fuse", "rule_label_efficiency_fusion", "rule_cheapest_layer"]
+    assert singles == sorted(expected + ["rule_embed", "rule_label_efficiency"] * len(MODELS)), comments
+    assert "localrule label_efficiency_figure" in log_text and "localrule cheapest_table" in log_text
     assert "localrule fetch_weights" in log_text and "localrule tables" in log_text
 
     # ---- the results equal the local run's
@@ -228,4 +197,10 @@ def test_demo_through_slurm_matches_local_run(cluster, demo_run, tmp_path):
     for name in ("scores.csv", "summary.csv"):
         assert_frames_close(local / "fusion" / "concat_best" / name, remote / "fusion" / "concat_best" / name)
     assert_frames_close(demo_run / "results" / "tables" / "all_scores.csv", workdir / "results" / "tables" / "all_scores.csv")
+    # the extensions: label efficiency per model and of the fusion, the cheapest layer
+    for name in [*MODELS, "concat_best"]:
+        assert_frames_close(local / "label_efficiency" / name / "mlp.csv", remote / "label_efficiency" / name / "mlp.csv")
+    assert_frames_close(local / "cheapest_layer.csv", remote / "cheapest_layer.csv")
+    assert_frames_close(demo_run / "results" / "tables" / "cheapest_layer.csv", workdir / "results" / "tables" / "cheapest_layer.csv")
+    assert (workdir / "results" / "figures" / "label_efficiency_synthetic.png").read_bytes()[:4] == b"\x89PNG"
     assert (workdir / "results" / "figures" / "layerwise_synthetic.png").read_bytes()[:4] == b"\x89PNG"
