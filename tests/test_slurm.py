@@ -170,8 +170,9 @@ def test_demo_through_slurm_matches_local_run(cluster, demo_run, tmp_path):
     # the node fits every job (an oversized one would stay pending, or be refused by sbatch)
     assert all(int(j["NumCPUs"]) <= cluster.cpus for j in jobs), [(j["JobId"], j["NumCPUs"]) for j in jobs]
     # local rules never reach the queue; clips, audit, split and resample share one job (group
-    # audio_synthetic), and the probes go PROBES_PER_JOB to a job (group probe_synthetic)
-    groups = {"audio_synthetic": 1, "probe_synthetic": -(-len(MODELS) // PROBES_PER_JOB)}
+    # audio_synthetic), and the probes go PROBES_PER_JOB to a job (group probe_synthetic): the
+    # study split's and those of the leakage analysis' two splits (grouped, nuisance) per model
+    groups = {"audio_synthetic": 1, "probe_synthetic": -(-3 * len(MODELS) // PROBES_PER_JOB)}
     for group, n in groups.items():
         assert sum(c.startswith(f"rule_{group}") for c in comments) == n, (group, comments)
     singles = sorted(c.split("_wildcards_")[0] for c in comments if not c.startswith(tuple(f"rule_{g}" for g in groups)))
@@ -181,6 +182,7 @@ def test_demo_through_slurm_matches_local_run(cluster, demo_run, tmp_path):
     assert singles == sorted(expected + ["rule_embed", "rule_label_efficiency"] * len(MODELS)), comments
     assert "localrule label_efficiency_figure" in log_text and "localrule cheapest_table" in log_text
     assert "localrule fetch_weights" in log_text and "localrule tables" in log_text
+    assert all(f"localrule {rule}" in log_text for rule in ("named_split", "leakage", "leakage_figure"))
 
     # ---- the results equal the local run's
     local, remote = demo_run / "results" / "synthetic", workdir / "results" / "synthetic"
@@ -202,5 +204,11 @@ def test_demo_through_slurm_matches_local_run(cluster, demo_run, tmp_path):
         assert_frames_close(local / "label_efficiency" / name / "mlp.csv", remote / "label_efficiency" / name / "mlp.csv")
     assert_frames_close(local / "cheapest_layer.csv", remote / "cheapest_layer.csv")
     assert_frames_close(demo_run / "results" / "tables" / "cheapest_layer.csv", workdir / "results" / "tables" / "cheapest_layer.csv")
+    # the leakage analysis: its split files, and per model the table of every split's probes
+    for split in ("grouped_group", "nuisance_group"):
+        assert (remote / "splits" / split / "split.csv").read_bytes() == (local / "splits" / split / "split.csv").read_bytes()
+    for model in MODELS:
+        assert_frames_close(local / "leakage" / model / "mlp" / "scores.csv", remote / "leakage" / model / "mlp" / "scores.csv")
+    assert (remote / "leakage" / "summary.md").read_text() == (local / "leakage" / "summary.md").read_text()
     assert (workdir / "results" / "figures" / "label_efficiency_synthetic.png").read_bytes()[:4] == b"\x89PNG"
     assert (workdir / "results" / "figures" / "layerwise_synthetic.png").read_bytes()[:4] == b"\x89PNG"
