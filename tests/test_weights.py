@@ -435,3 +435,35 @@ def test_embed_and_probe_scripts_go_offline_before_any_import(tmp_path):
             "go_offline()") % workflow
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode != 0 and "imported before HF_HUB_OFFLINE was set" in out.stderr
+
+
+def test_aves_mirrors_are_tried_when_the_primary_fails_and_are_not_tracked(server, tiny, tmp_path):
+    from bioprobe.models import rule_params, with_mirrors
+
+    config, weights = tiny["aves"]
+    mcfg = {
+        "source": "aves",
+        "config_url": server.url + "/gone/aves-base-bio.model_config.json",  # 404: not served
+        "weights_url": server.add_file("/primary/aves-base-bio.pt", weights, status=[503] * 6),  # down for good
+        "config_mirrors": [server.url + "/gone-too/c.json", server.add_file("/mirror/c.json", config)],
+        "weights_mirrors": [server.add_file("/mirror/w.pt", weights)],
+    }
+    lock = fetch_weights("aves_bio", mcfg, tmp_path / "cache", retries=1, backoff=0.0)
+    assert [r.status for r in server.requests_for("/mirror/c.json")] == [200]
+    assert len(server.requests_for("/primary/aves-base-bio.pt")) == 2  # one try and one retry, then the mirror
+    assert lock["files"]["weights"]["sha256"] == sha256_file(weights)
+    assert lock["files"]["weights"]["path"].endswith("aves-base-bio.pt")  # named after the primary URL
+    assert lock["files"]["config"]["url"] == mcfg["config_url"]
+    assert load_encoder("aves_bio", mcfg, tmp_path / "cache").n_layers == 3
+    # where a file may come from is not what it is: the rules never see the mirrors ...
+    models = {"aves_bio": mcfg, "rand": {"source": "random_init", "of": "aves_bio", "seed": 0}}
+    for name in models:
+        assert not {"config_mirrors", "weights_mirrors"} & set(rule_params(name, models))
+    assert not {"config_mirrors", "weights_mirrors"} & set(rule_params("rand", models)["of"])
+    # ... and the fetch step gets them back, inlined ones too
+    assert with_mirrors("rand", models, rule_params("rand", models))["of"]["config_mirrors"] == mcfg["config_mirrors"]
+    assert with_mirrors("aves_bio", models, rule_params("aves_bio", models)) == mcfg
+    # every source failing: the error names the primary and how many mirrors were tried
+    broken = {**mcfg, "config_mirrors": [server.url + "/gone-too/c.json"]}
+    with pytest.raises(WeightsUnavailableError, match=r"from http://127\.0\.0\.1:\d+/gone/aves-base-bio.model_config.json or its 1 mirror"):
+        fetch_weights("other", broken, tmp_path / "cache2", retries=0, backoff=0.0)

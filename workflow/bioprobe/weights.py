@@ -258,7 +258,8 @@ def fetch_aves_files(name: str, mcfg: Mapping, cache_dir: Path, prior: dict | No
 
     Each file goes through :func:`bioprobe.download.fetch.fetch_file`: transient failures are
     retried ``retries`` times with exponential backoff (``backoff`` seconds first), and a cut
-    transfer resumes from ``<file>.part``. With a checksum to trust (``*_sha256`` in the config
+    transfer resumes from ``<file>.part``. The URLs of ``config_mirrors`` / ``weights_mirrors`` are
+    tried in order when the primary fails; the file keeps the primary URL's name and record. With a checksum to trust (``*_sha256`` in the config
     or the lock's record) the file is verified before it lands in the cache, and a ``.part``
     left by an earlier run is resumed; without one, such a ``.part`` may hold bytes of another
     URL's file of the same name and is discarded.
@@ -277,7 +278,8 @@ def fetch_aves_files(name: str, mcfg: Mapping, cache_dir: Path, prior: dict | No
             dest.unlink(missing_ok=True)  # never leave a file that fails its checksum in the cache
             if not pinned:
                 part_path(dest).unlink(missing_ok=True)
-            remote = RemoteFile(name=dest.name, urls=[source_url(url)])
+            mirrors = [source_url(m) for m in mcfg.get(f"{key}_mirrors") or []]
+            remote = RemoteFile(name=dest.name, urls=[source_url(url), *mirrors])
             try:
                 fetch_file(remote, dest, expected={"sha256": pinned} if pinned else {},
                            retries=retries, backoff=backoff, timeout=timeout)
@@ -286,8 +288,9 @@ def fetch_aves_files(name: str, mcfg: Mapping, cache_dir: Path, prior: dict | No
                     f"model {name!r}: {url} does not match its checksum: expected {pinned} ({origin}); {err}"
                 ) from err
             except DownloadError as err:
+                sources = url + (f" or its {len(mirrors)} mirror(s)" if mirrors else "")
                 raise WeightsUnavailableError(
-                    f"model {name!r}: cannot fetch {key} from {url} ({err}), and it is not in the cache {dest}"
+                    f"model {name!r}: cannot fetch {key} from {sources} ({err}), and it is not in the cache {dest}"
                 ) from err
         records[key] = {**file_record(dest, cache_dir), "url": url}
     return {"files": records}
