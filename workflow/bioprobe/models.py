@@ -25,10 +25,6 @@ DESCRIPTIVE_KEYS: tuple[str, ...] = ("label", "group", "base", "published_as", "
 EMBED_OVERRIDES_KEY = "embed"
 #: Keys that change an entry's embeddings but not what is fetched: not in fetch_weights' params.
 EMBED_ONLY_KEYS: tuple[str, ...] = ("layer0", "max_layer")
-#: Keys that say where else a file may be fetched from (AVES mirrors), not what it is: never
-#: tracked by a rule (a new mirror re-fetches nothing); the fetch step adds them back
-#: (:func:`with_mirrors`).
-MIRROR_KEYS: tuple[str, ...] = ("config_mirrors", "weights_mirrors")
 #: Keys that say how far a model is run (``max_layer``), not what it is: a ``random_init``'s
 #: ``of: <model name>`` copies the other entry's architecture without them.
 FORWARD_KEYS: tuple[str, ...] = ("max_layer",)
@@ -117,18 +113,9 @@ def rule_params(name: str, models: Mapping, fetch: bool = False) -> dict:
     only change embeddings (``layer0``), also from an inlined ``of``: changing them never
     re-fetches weights.
     """
-    drop = DESCRIPTIVE_KEYS + MIRROR_KEYS + (EMBED_OVERRIDES_KEY,) + (EMBED_ONLY_KEYS if fetch else ())
+    drop = DESCRIPTIVE_KEYS + (EMBED_OVERRIDES_KEY,) + (EMBED_ONLY_KEYS if fetch else ())
     entry = resolve_model_entry(name, models)
     if isinstance(entry.get("of"), dict):
         entry["of"] = {k: v for k, v in entry["of"].items() if k not in drop}
     return {k: v for k, v in entry.items() if k not in drop}
 
-
-def with_mirrors(name: str, models: Mapping, entry: Mapping) -> dict:
-    """``entry`` (from :func:`rule_params`) with model ``name``'s mirror URLs put back, also in an inlined ``of``."""
-    full = resolve_model_entry(name, models)
-    out = dict(entry)
-    out.update({k: full[k] for k in MIRROR_KEYS if k in full})
-    if isinstance(full.get("of"), dict) and isinstance(out.get("of"), dict):
-        out["of"] = {**out["of"], **{k: full["of"][k] for k in MIRROR_KEYS if k in full["of"]}}
-    return out

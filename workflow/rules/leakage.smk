@@ -29,7 +29,7 @@ rule named_split:
     conda:
         "../../envs/bioprobe.yaml"
     script:
-        "../scripts/split.py"
+        "../scripts/named_split.py"
 
 
 rule probe_split:

@@ -6,4 +6,4 @@ with logged(snakemake):
     name = snakemake.wildcards.dataset
     datasets.write_split(name, snakemake.config["datasets"][name], snakemake.config["data_dir"],
                          clips_csv=snakemake.input.clips, accepted_csv=snakemake.input.accepted, split_out=snakemake.output.split,
-                         leakage_out=snakemake.output.leakage, split_cfg=getattr(snakemake.params, "spec", None))
+                         leakage_out=snakemake.output.leakage)

@@ -1,0 +1,12 @@
+import _bioprobe_path  # noqa: F401  (first: makes bioprobe importable)
+
+# split.py's call with a named split's spec. A script of its own: Snakemake re-runs a rule whose
+# script changed, so editing split.py would re-run every split (and every probe) on upgrade.
+from bioprobe import datasets
+from bioprobe.smk import logged
+
+with logged(snakemake):
+    name = snakemake.wildcards.dataset
+    datasets.write_split(name, snakemake.config["datasets"][name], snakemake.config["data_dir"],
+                         clips_csv=snakemake.input.clips, accepted_csv=snakemake.input.accepted, split_out=snakemake.output.split,
+                         leakage_out=snakemake.output.leakage, split_cfg=snakemake.params.spec)
