@@ -48,6 +48,7 @@ def test_named_splits_inherit_the_main_split_and_names_are_checked():
     assert specs["nuisance_individual"] == {"ratios": [0.7, 0.2, 0.1], "seed": 42, "drop_small_classes": True, "group_by": "group",
                                             "target": "individual", "method": "stratified", "purpose": "nuisance",
                                             "column": "individual"}
+    assert named_splits("d", {"type": "folder", "splits": {"g": {"method": "grouped"}}})["g"]["column"] == "group"
     with pytest.raises(LeakageConfigError, match="taken by the leakage analysis"):
         named_splits("imv", {**IMV, "splits": {"grouped_recording": {"method": "random"}}}, ON)
     with pytest.raises(LeakageConfigError, match="'main' is not a usable split name"):

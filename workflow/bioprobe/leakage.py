@@ -109,7 +109,8 @@ def named_splits(name: str, dcfg: Mapping, leakage_cfg: Mapping | None = None) -
                                      f"(letters, digits, _ and -; not {MAIN!r}, the name of split:)")
         if "method" not in spec:
             raise LeakageConfigError(f"datasets.{name}.splits.{split}: no method (random, stratified, grouped or predefined)")
-        out[split] = {**base, **spec, "purpose": "user", "column": spec.get("group_by", "") if spec["method"] == "grouped" else ""}
+        full = {**base, **spec}
+        out[split] = {**full, "purpose": "user", "column": full["group_by"] if spec["method"] == "grouped" else ""}
     columns, _ = leakage_columns(name, dcfg, leakage_cfg)
     for column in columns:
         grouped = {**base, "method": "grouped", "group_by": column, "drop_small_classes": True,
