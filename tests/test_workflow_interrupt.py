@@ -83,13 +83,16 @@ def test_killed_mid_write_recovers_to_the_same_results(tmp_path, reference):
     assert scheduled(work).get("embed") == len(missing)
 
     run_until_paused(work, "probe", marker)
+    # the study split's probes and those of the leakage analysis' splits (same probe code)
     probe_dirs = [results / "probes" / m / "mlp" for m in MODELS]
+    probe_dirs += [results / "splits" / s / "probes" / m / "mlp" for s in ("grouped_group", "nuisance_group") for m in MODELS]
     partial = [d for d in probe_dirs if (d / "predictions.h5").exists() and not (d / "scores.csv").exists()]
     assert partial  # written first, then the job was killed
     jobs = scheduled(work)
     # the killed probe jobs run again; embeddings that were complete are not redone
     unembedded = [m for m in MODELS if not (results / "embeddings" / f"{m}.h5").exists()]
-    assert jobs.get("probe", 0) >= len(partial) and jobs.get("embed", 0) == len(unembedded) and "resample" not in jobs
+    assert jobs.get("probe", 0) + jobs.get("probe_split", 0) >= len(partial)
+    assert jobs.get("embed", 0) == len(unembedded) and "resample" not in jobs
 
     proc = subprocess.run(command(work), capture_output=True, text=True)  # the README's command
     assert proc.returncode == 0, proc.stderr[-4000:]
