@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from test_workflow import DEMO_CONFIG, MODELS, REPO, planned_jobs, snakemake
+from test_workflow import DEMO_CONFIG, MODELS, REPO, planned_jobs
 
 pytestmark = [pytest.mark.workflow, pytest.mark.timeout(3600)]
 
@@ -58,11 +58,10 @@ def scheduled(workdir) -> dict:
     return planned_jobs(workdir)
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("uninterrupted")
-    snakemake(workdir)
-    return workdir
+@pytest.fixture()
+def reference(demo_run):
+    """An uninterrupted run of the same command: the session's demo run (tests/conftest.py)."""
+    return demo_run
 
 
 def test_killed_mid_write_recovers_to_the_same_results(tmp_path, reference):
