@@ -6,17 +6,15 @@ set tapes sound alike. The log-mel baseline is probed on the study's random spli
 grouped by tape, and on decoding the tape itself (bioprobe.leakage).
 """
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from workflow_helpers import snakemake
 
 from bioprobe.demo import make_taped_calls
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.workflow, pytest.mark.timeout(1200)]
 
 
@@ -38,12 +36,7 @@ def leakage_run(tmp_path_factory):
     configfile = tmp / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
     workdir = tmp / "work"
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(configfile), "--cores", "2"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1100)
-    if proc.returncode != 0:
-        logs = "\n".join(f"--- {p}\n{p.read_text()[-2500:]}" for p in sorted((workdir / "logs").rglob("*.log"))[-8:])
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-5000:]}\n{logs}")
+    snakemake(workdir, configfile=configfile)
     return workdir / "results"
 
 
