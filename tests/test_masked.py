@@ -85,6 +85,8 @@ def models(tmp_path_factory):
     entries["aves_layer0_study"] = {**entries["aves"], "layer0": "study"}
     entries["random_hubert"] = {"source": "random_init", "of": "hubert", "seed": 5}
     entries["random_aves"] = {"source": "random_init", "of": "aves", "seed": 5}
+    for kind in ("whisper", "ast"):  # fixed windows (30 s, 10.24 s): their windows share a pass
+        entries[kind] = {"source": "huggingface", "id": str(save_tiny_hf_model(kind, root / kind, seed=0))}
     entries["logmel"] = {"source": "logmel"}
     entries["mfcc"] = {"source": "mfcc", "deltas": True}
     return entries
@@ -113,6 +115,40 @@ def test_masked_pass_equals_one_clip_at_a_time(models, tmp_path, kind):
     for j, expected in enumerate(alone):
         torch.testing.assert_close(out[:, j, : n_frames[j]], expected, atol=TOL, rtol=TOL)
         assert not out[:, j, n_frames[j] :].any()  # padded frames are zeros
+
+
+@pytest.mark.parametrize("kind, long_clip", [("whisper", 16000 * 31), ("ast", 16000 * 12)])
+def test_windowed_masked_pass_equals_one_clip_at_a_time(models, tmp_path, kind, long_clip):
+    """Whisper and AST: every window of every clip is a row of one batch; a clip longer than the
+    window is two windows, a 400-sample clip less than one frame of AST's grid."""
+    encoder = load_encoder(kind, models[kind], tmp_path / "cache")
+    assert encoder.masked_batching
+    clips = waves([400, 5000, 48000, long_clip, 23456])
+    with torch.inference_mode():
+        out, n_frames = encoder.forward_masked(clips)
+        alone = [encoder(clip[None])[:, 0] for clip in clips]
+    assert n_frames.tolist() == [a.shape[1] for a in alone]
+    assert out.shape == (encoder.n_layers, len(clips), max(n_frames.tolist()), encoder.dim)
+    for j, expected in enumerate(alone):
+        torch.testing.assert_close(out[:, j, : n_frames[j]], expected, atol=TOL, rtol=TOL)
+        assert not out[:, j, n_frames[j] :].any()
+
+
+@pytest.mark.parametrize("kind", ["whisper", "ast"])
+def test_windowed_masked_embedding_equals_one_clip_at_a_time(models, tmp_path, kind):
+    from test_embed import write_audio
+
+    clips = clip_set()
+    audio = write_audio(tmp_path / "audio16k.h5", clips)
+    out = {}
+    for run, embed_cfg in {"alone": {"batching": "equal_length", "batch_size": 1},
+                           "masked": {"batching": "masked", "batch_size": 8, "length_ratio": 8.0}}.items():
+        embed_dataset(audio, tmp_path / f"{run}.h5", kind, models[kind], embed_cfg, tmp_path / "cache", progress=False)
+        out[run] = read_embeddings(tmp_path / f"{run}.h5")
+    (alone, ids_alone, attrs_alone), (together, ids, attrs) = out["alone"], out["masked"]
+    assert ids == ids_alone
+    np.testing.assert_allclose(together, alone, atol=TOL, rtol=TOL)
+    assert json.loads(attrs["batching"])["used"] == "masked" and attrs["n_batches"] < attrs_alone["n_batches"] == len(clips)
 
 
 @pytest.mark.parametrize("kind", ["data2vec_audio", "wav2vec2_conformer_rotary"])

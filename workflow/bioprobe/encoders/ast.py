@@ -94,6 +94,28 @@ class ASTEncoder(WindowedEncoder):
             return 0
         return min(self.n_time, (frames - self.patch // 2) // self.time_stride + 1)
 
+    def token_grid(self, rows):
+        """Windows (1-D tensors, any lengths) -> ``(grid [L, B, n_freq, n_time, dim], special [L, B, 2, dim])``.
+
+        The feature extractor pads (or cuts) each window to the model's 1024 frames on its own.
+        """
+        import torch
+
+        with torch.autocast(device_type=self.device.type, enabled=False):  # the filterbank in float32
+            values = self.extractor(self.feature_inputs(rows), sampling_rate=self.sample_rate, return_tensors="pt")["input_values"]
+        out = self.model(values.to(self.device), output_hidden_states=True, return_dict=True)
+        hidden = torch.stack(out.hidden_states, dim=0)  # [L, B, 2 + F * T, D]
+        n_layers, batch, tokens, dim = hidden.shape
+        if n_layers != self.n_layers or tokens != N_SPECIAL_TOKENS + self.n_freq * self.n_time:
+            raise RuntimeError(f"model {self.name!r}: unexpected hidden states of shape {tuple(hidden.shape)}")
+        special = hidden[:, :, :N_SPECIAL_TOKENS]
+        grid = hidden[:, :, N_SPECIAL_TOKENS:].reshape(n_layers, batch, self.n_freq, self.n_time, dim)  # frequency-major
+        return grid, special
+
+    def kept_patches(self, grid, keep: int):
+        """``grid [L, n_freq, n_time, dim]`` of one window -> ``[L, keep * n_freq, dim]``, by time then band."""
+        return grid[:, :, :keep].transpose(1, 2).reshape(grid.shape[0], keep * self.n_freq, grid.shape[-1])
+
     def window_outputs(self, wave):
         """``wave [B, m]`` -> ``(patches [L, B, kept * n_freq, dim], special [L, B, 2, dim])``.
 
@@ -102,17 +124,10 @@ class ASTEncoder(WindowedEncoder):
         import torch
 
         keep = self.kept_time_positions(int(wave.shape[1]))
-        with torch.autocast(device_type=self.device.type, enabled=False):  # the filterbank in float32
-            values = self.extractor(self.feature_inputs(wave), sampling_rate=self.sample_rate, return_tensors="pt")["input_values"]
-        out = self.model(values.to(self.device), output_hidden_states=True, return_dict=True)
-        hidden = torch.stack(out.hidden_states, dim=0)  # [L, B, 2 + F * T, D]
-        n_layers, batch, tokens, dim = hidden.shape
-        if n_layers != self.n_layers or tokens != N_SPECIAL_TOKENS + self.n_freq * self.n_time:
-            raise RuntimeError(f"model {self.name!r}: unexpected hidden states of shape {tuple(hidden.shape)}")
-        special = hidden[:, :, :N_SPECIAL_TOKENS]
-        grid = hidden[:, :, N_SPECIAL_TOKENS:].reshape(n_layers, batch, self.n_freq, self.n_time, dim)  # frequency-major
-        patches = grid[:, :, :, :keep].transpose(2, 3).reshape(n_layers, batch, keep * self.n_freq, dim)
-        return patches, special
+        grid, special = self.token_grid(list(wave))
+        return torch.stack([self.kept_patches(grid[:, j], keep) for j in range(grid.shape[1])], dim=1), special
 
-    def forward_window(self, wave):
-        return self.window_outputs(wave)[0]
+    def forward_rows(self, rows):
+        """Windows of any lengths -> ``[L, kept_j * n_freq, dim]`` each, one pass."""
+        grid, _ = self.token_grid(rows)
+        return [self.kept_patches(grid[:, j], self.kept_time_positions(int(row.shape[0]))) for j, row in enumerate(rows)]

@@ -84,14 +84,14 @@ class WhisperEncoder(WindowedEncoder):
             **({"feature_extractor_adapted": {k: list(v) for k, v in adapted.items()}} if adapted else {}),
         }
 
-    def forward_window(self, wave):
-        """``wave [B, m]``, ``m <= 30 s`` -> ``[n_layers, B, ceil(m / 320), dim]``."""
+    def forward_rows(self, rows):
+        """Windows (1-D tensors of ``m_j <= 30 s``) -> ``[n_layers, ceil(m_j / 320), dim]`` each, one pass."""
         import torch
 
-        keep = -(-int(wave.shape[1]) // self.hop_samples)
+        keep = [-(-int(row.shape[0]) // self.hop_samples) for row in rows]
         with torch.autocast(device_type=self.device.type, enabled=False):  # the mel front end in float32
             features = self.extractor(
-                self.feature_inputs(wave),
+                self.feature_inputs(rows),  # each padded to the 30 s window on its own
                 sampling_rate=self.sample_rate,
                 return_tensors="pt",
                 padding="max_length",
@@ -103,4 +103,5 @@ class WhisperEncoder(WindowedEncoder):
         hidden = out.hidden_states
         if len(hidden) != self.n_layers:
             raise RuntimeError(f"model {self.name!r}: expected {self.n_layers} hidden states, got {len(hidden)}")
-        return torch.stack([h[:, :keep] for h in hidden], dim=0)
+        stacked = torch.stack(hidden, dim=0)  # [L, rows, 1500, dim]
+        return [stacked[:, j, :k] for j, k in enumerate(keep)]

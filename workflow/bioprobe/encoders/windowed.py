@@ -103,8 +103,9 @@ def fit_extractor_to_model(name: str, extractor, wanted: dict) -> tuple[object, 
 
 class WindowedEncoder(Encoder):
     """Base class: subclasses set ``window_step``, ``window_context`` and define
-    ``forward_window(wave [B, m]) -> [n_layers, B, kept, dim]`` for one window
-    (``m <= window_step + window_context``), returning only the frames over real audio.
+    ``forward_rows(rows) -> [[n_layers, kept_j, dim], ...]`` for a list of windows of any lengths
+    (each ``<= window_step + window_context`` samples), returning only each window's frames over
+    real audio.
 
     Attributes (besides :class:`~bioprobe.encoders.Encoder`'s):
         window_step: samples between the starts of consecutive windows.
@@ -116,6 +117,9 @@ class WindowedEncoder(Encoder):
     window_step: int
     window_context: int = 0
     frames_per_step: int = 1
+    # Every window is padded to the model's window on its own by the feature extractor, and the
+    # model mixes nothing across the rows of a batch: windows of clips of any length share a pass.
+    masked_batching = True
 
     def forward(self, wave):
         """``wave [batch, samples]`` -> ``[n_layers, batch, frames, dim]``: every window's real frames, in order."""
@@ -125,6 +129,33 @@ class WindowedEncoder(Encoder):
         outs = [self.forward_window(wave[:, start:end]) for start, end in spans]
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
 
-    def feature_inputs(self, wave):
-        """``wave`` as a list of float32 numpy arrays for a transformers feature extractor."""
-        return [row for row in wave.detach().float().cpu().numpy()]
+    def forward_masked(self, waves):
+        """Clips of unequal length in one pass: every window of every clip is one row of the batch.
+
+        ``waves``: 1-D tensors. Returns ``(out [n_layers, B, T, dim], n_frames [B])``, each clip's
+        frames (its windows' frames in time order, as :meth:`forward`) first, zeros after.
+        """
+        import torch
+
+        rows, owner = [], []
+        for i, wave in enumerate(waves):
+            for start, end in window_spans(int(wave.shape[0]), self.window_step, self.window_context, self.min_input_samples):
+                rows.append(wave[start:end])
+                owner.append(i)
+        frames = self.forward_rows(rows)  # [n_layers, kept_j, dim] per window
+        per_clip = [torch.cat([f for f, o in zip(frames, owner) if o == i], dim=1) for i in range(len(waves))]
+        n_frames = torch.tensor([int(f.shape[1]) for f in per_clip], dtype=torch.long)
+        out = per_clip[0].new_zeros((self.n_layers, len(waves), int(n_frames.max()), self.dim))
+        for i, f in enumerate(per_clip):
+            out[:, i, : f.shape[1]] = f
+        return out.float(), n_frames
+
+    def forward_window(self, wave):
+        """``wave [B, m]`` (one window each) -> ``[n_layers, B, kept, dim]``: :meth:`forward_rows` stacked."""
+        import torch
+
+        return torch.stack(self.forward_rows(list(wave)), dim=1)
+
+    def feature_inputs(self, rows):
+        """Rows (1-D tensors, any lengths) as float32 numpy arrays for a transformers feature extractor."""
+        return [row.detach().float().cpu().numpy() for row in rows]
