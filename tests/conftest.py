@@ -43,3 +43,13 @@ def demo_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("demo")
     snakemake(workdir)
     return workdir
+
+
+def load_bench(name: str):
+    """The benchmark script ``bench/<name>.py`` as a module (the scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

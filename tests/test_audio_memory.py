@@ -5,22 +5,13 @@ peak resident memory grows by far less. Measured with ru_maxrss in a fresh proce
 (bench/bench_audio.py, which the README's figures come from).
 """
 
-import importlib.util
-
-from conftest import REPO
+from conftest import load_bench
 
 CAP_MB = 200
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_audio", REPO / "bench" / "bench_audio.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_ten_minute_eight_channel_recording_stays_under_the_memory_cap(tmp_path):
-    bench = load_bench()
+    bench = load_bench("bench_audio")
     frames = bench.write_long_wav(tmp_path / "long.wav", 10, channels=8, rate=48000)
     assert (tmp_path / "long.wav").stat().st_size > frames * 8 * 2  # the whole 460 MB are there
     clips = tmp_path / "clips.csv"

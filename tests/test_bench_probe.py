@@ -1,20 +1,12 @@
 """The probe benchmark script runs, and its three variants train the same probe."""
 
-import importlib.util
 import json
 
-from conftest import REPO
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_probe", REPO / "bench" / "bench_probe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_bench
 
 
 def test_bench_probe_reports_all_variants(capsys):
-    bench = load_bench()
+    bench = load_bench("bench_probe")
     bench.main(["--clips", "600", "--layers", "3", "--dim", "512", "--classes", "3", "--epochs", "3",
                 "--threads", "1", "--seeds", "1", "2"])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
