@@ -405,7 +405,8 @@ class LocalServer:
     ``drop_after=[n, ...]``: the k-th request of the route sends only ``n`` body bytes and then
     closes the connection (while announcing the full length), as a broken transfer does.
     ``status=[503, ...]``: the k-th request is answered with that status instead.
-    ``requests`` logs every request (path, Range header, status, bytes sent).
+    ``requests`` logs every request (path, Range header, status, body bytes sent), before the reply
+    goes out, so the log is complete as soon as the client has its answer.
     """
 
     def __init__(self) -> None:
@@ -482,8 +483,8 @@ class LocalServer:
                             self.send_response(416)
                             self.send_header("Content-Range", f"bytes */{len(body)}")
                             self.send_header("Content-Length", "0")
-                            self.end_headers()
                             server.requests.append(LoggedRequest(path, range_header, 416, 0))
+                            self.end_headers()
                             return
                         status = 206
                 payload = body[start:]
@@ -493,14 +494,16 @@ class LocalServer:
                 self.send_header("Accept-Ranges", "bytes")
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                self.end_headers()
                 sent = payload if cut is None else payload[:cut]
+                # Logged before the body goes out: a client that has read the whole body may
+                # look at the log at once, before this thread would run another line.
+                server.requests.append(LoggedRequest(path, range_header, status, len(sent)))
+                self.end_headers()
                 try:
                     self.wfile.write(sent)
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass
-                server.requests.append(LoggedRequest(path, range_header, status, len(sent)))
                 if cut is not None:
                     self.close_connection = True
                     try:
@@ -512,9 +515,9 @@ class LocalServer:
                 body = f"status {status}\n".encode()
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
+                server.requests.append(LoggedRequest(path, range_header, status, len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-                server.requests.append(LoggedRequest(path, range_header, status, len(body)))
 
         return Handler
 
