@@ -1,7 +1,9 @@
 """Benchmark of the dataset stage at the study's scale: IMV manifest (72,921 calls, 350 recordings),
 splits (random/stratified/grouped), leakage report, and a download+verify+extract of a 200 MB zip."""
-import sys, time, tempfile, csv
+import argparse, sys, time, tempfile, csv
 from pathlib import Path
+
+argparse.ArgumentParser(description=__doc__).parse_args()  # no options; --help says what it does
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow")); sys.path.insert(0, str(REPO / "tests"))
 import numpy as np, pandas as pd

@@ -288,6 +288,11 @@ def test_budget_predicts_the_embedding_file_size(tiny, tmp_path, capsys):
 
     report = format_report(list(rows.values()))
     assert "shape assumed" in report and "total embeddings" in report
+    # A model key longer than the default column keeps every row's columns under the header's.
+    renamed = [dict(r, model="hubert_base_ls960_finetuned") if r["model"] == "hubert" else r for r in rows.values()]
+    header, *table = format_report(renamed).splitlines()[: 1 + len(renamed)]
+    clips_end = header.index("clips") + len("clips")
+    assert all(line[clips_end - 1] != " " and line[clips_end] == " " for line in table), "\n".join([header, *table])
     # The command line on the study's own config.yaml: prepared datasets get sizes, others "?".
     from pathlib import Path
 

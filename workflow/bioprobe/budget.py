@@ -213,7 +213,9 @@ def human_bytes(n: float | None) -> str:
 
 def format_report(rows: list[dict]) -> str:
     """A plain-text table plus totals per model and overall."""
-    lines = [f"{'dataset':<12} {'model':<14} {'clips':>8} {'audio h':>9} {'layers x feat':>13} {'embedding file':>15}  notes"]
+    dw = max([12] + [len(str(r["dataset"])) for r in rows])  # column widths that fit every name
+    mw = max([14] + [len(str(r["model"])) for r in rows])
+    lines = [f"{'dataset':<{dw}} {'model':<{mw}} {'clips':>8} {'audio h':>9} {'layers x feat':>13} {'embedding file':>15}  notes"]
     for r in rows:
         hours = "?" if r["audio_hours"] is None else f"{r['audio_hours']:.2f}"
         clips = "?" if r["n_clips"] is None else str(r["n_clips"])
@@ -227,7 +229,7 @@ def format_report(rows: list[dict]) -> str:
         if r.get("compute_hours") is not None:
             notes.append(f"~{r['compute_hours']:.2f} compute h")
         lines.append(
-            f"{r['dataset']:<12} {r['model']:<14} {clips:>8} {hours:>9} {str(r['n_layers']) + ' x ' + str(2 * r['dim']):>13} "
+            f"{r['dataset']:<{dw}} {r['model']:<{mw}} {clips:>8} {hours:>9} {str(r['n_layers']) + ' x ' + str(2 * r['dim']):>13} "
             f"{human_bytes(r['embedding_bytes']):>15}  {'; '.join(notes)}"
         )
     known = [r for r in rows if r["embedding_bytes"] is not None and r.get("enabled", True)]
@@ -235,7 +237,7 @@ def format_report(rows: list[dict]) -> str:
     for model in dict.fromkeys(r["model"] for r in rows if r.get("enabled", True)):
         mine = [r for r in known if r["model"] == model]
         lines.append(
-            f"model {model:<14} audio {sum(r['audio_hours'] for r in mine):8.2f} h   embeddings {human_bytes(sum(r['embedding_bytes'] for r in mine)):>10}"
+            f"model {model:<{mw}} audio {sum(r['audio_hours'] for r in mine):8.2f} h   embeddings {human_bytes(sum(r['embedding_bytes'] for r in mine)):>10}"
         )
     lines.append(f"total embeddings: {human_bytes(sum(r['embedding_bytes'] for r in known))}")
     if any(r["embedding_bytes"] is None for r in rows):

@@ -15,7 +15,7 @@ maximum minus 8, then ``(x + 4) / 4``. The encoder accepts exactly one window of
 * Layer 0 is the input to the first transformer block (convolutions + GELU + sinusoidal
   positions), ``hidden_states[0]``; layer ``i`` the output of block ``i``; the last one has the
   encoder's final LayerNorm applied (as transformers returns it). ``encoder_layers + 1``
-  layers (13 for whisper-base/small, 33 for large).
+  layers (7 for whisper-base, 13 for whisper-small, 33 for large).
 * ``do_normalize`` (waveform zero mean / unit variance) is applied per clip by the embed
   step when the checkpoint's preprocessor config declares it (the public ones do not).
 """
