@@ -21,6 +21,7 @@ import http.server
 import io
 import json
 import re
+import sys
 import tarfile
 import threading
 import wave
@@ -393,6 +394,15 @@ class LoggedRequest:
     bytes_sent: int
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    """Says nothing when a client hangs up mid-connection (tests cut transfers on purpose); any
+    other error in a request is printed as usual."""
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class LocalServer:
     """A threaded HTTP server on 127.0.0.1 serving registered routes.
 
@@ -413,7 +423,7 @@ class LocalServer:
         self.routes: dict[str, _Route] = {}
         self.requests: list[LoggedRequest] = []
         self._lock = threading.Lock()
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
