@@ -12,7 +12,6 @@
 
 import ast
 import logging
-import os
 import re
 
 import numpy as np

@@ -8,7 +8,6 @@ same working directory; the demo itself runs once per module.
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import subprocess

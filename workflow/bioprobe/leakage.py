@@ -32,7 +32,7 @@ nuisance decoding. Parse-time helpers here import only the standard library.
 from __future__ import annotations
 
 import re
-from typing import Mapping, Sequence
+from typing import Mapping
 
 #: The name of a dataset's own ``split:`` in leakage tables.
 MAIN = "main"
@@ -222,7 +222,6 @@ def leakage_summary(frame, dataset: str, labels: Mapping[str, str] | None = None
                 lines.append(f"- {name(r['model'])}, layer {int(r['layer'])}: UAR {r['uar']:.3f}")
         lines.append("")
     return "\n".join(lines)
-
 
 
 def write_leakage_table(ids: Mapping, main: tuple[str, str], named: Mapping[str, tuple[str, str]],

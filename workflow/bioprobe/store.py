@@ -88,7 +88,7 @@ class AudioWriter:
         """Append one clip given as consecutive mono blocks (a long clip never has to be whole in memory)."""
         if clip_id in self._seen:
             raise ValueError(f"duplicate clip_id {clip_id!r}")
-        start = end = self._offsets[-1]
+        end = self._offsets[-1]
         for wave in blocks:
             wave = np.asarray(wave, dtype=np.float32)
             if wave.ndim != 1:
