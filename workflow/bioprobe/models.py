@@ -118,4 +118,3 @@ def rule_params(name: str, models: Mapping, fetch: bool = False) -> dict:
     if isinstance(entry.get("of"), dict):
         entry["of"] = {k: v for k, v in entry["of"].items() if k not in drop}
     return {k: v for k, v in entry.items() if k not in drop}
-

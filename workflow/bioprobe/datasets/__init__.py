@@ -197,7 +197,7 @@ def split_settings(dcfg: dict) -> dict:
 
 def named_split_settings(dcfg: dict, spec: dict) -> dict:
     """What a named split's rule tracks: the label settings and the split's own spec, not ``split:``."""
-    settings = _tracked(dcfg, tuple(dataset_module(dcfg).LABEL_KEYS) + ("label_map",))
+    settings = _tracked(dcfg, tuple(dataset_module(dcfg).LABEL_KEYS) + tuple(k for k in COMMON_LABEL_KEYS if k != "split"))
     settings["named_split"] = {k: spec[k] for k in sorted(spec) if k not in ("purpose", "column")}
     return settings
 

@@ -94,10 +94,13 @@ def retarget(df, target: str, name: str):
     The clips used stay those the label settings leave (same population as the label's split);
     ``label`` becomes the ``target`` value and the label moves to ``call_label``.
     """
+    from ..splits import NON_ID_COLUMNS
+
     if target == "label":
         return df
-    if target not in df.columns or target in ("clip_id", "path", "start", "end", "exclude", "split"):
-        usable = [c for c in df.columns if c not in ("clip_id", "path", "start", "end", "exclude", "split", "label")]
+    reserved = set(NON_ID_COLUMNS) | {"exclude"}
+    if target not in df.columns or target in reserved:
+        usable = [c for c in df.columns if c not in reserved]
         raise ValueError(f"dataset {name!r}: split target {target!r} is not a column of its clips "
                          f"(identifier columns: {', '.join(usable) or 'none'})")
     df = df.copy()

@@ -11,10 +11,9 @@ recognising the recording or the animal; a high dotted line is a layer that know
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..fileio import atomic_path
+from ..fileio import write_text
 from ..leakage import MAIN, NUISANCE, leakage_summary
 from .style import legend_below, model_styles, save_figure, subplots
 
@@ -104,8 +103,7 @@ def make_leakage(tables: Sequence[str], dataset: str, models: Mapping[str, dict]
     plot_leakage(frame, dataset, models, out, dpi=dpi)
     labels = {m: str((models.get(m) or {}).get("label", m)) for m in set(frame["model"])}
     text = leakage_summary(frame, dataset, labels)
-    with atomic_path(summary_out) as tmp:
-        Path(tmp).write_text(text)
+    write_text(summary_out, text)
     for line in text.splitlines():
         if line.strip():
             LOG.info("%s", line)
