@@ -225,3 +225,22 @@ def test_autocast_targets_the_encoder_device(recwarn):
     assert isinstance(autocast_context(cuda, "fp32"), contextlib.nullcontext)
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
         autocast_context(torch.device("cpu"), "fp16")
+
+
+@pytest.mark.parametrize("kind", ["hubert", "wavlm", "data2vec_audio", "wav2vec2_conformer", "aves", "whisper", "ast"])
+def test_fp16_autocast_gives_finite_float32_features(kind, folders):
+    """fp16 autocast (CPU's here; the pipeline allows fp16 on CUDA only) mixes float16 and float32
+    layers: the equal-length and masked passes still return finite float32 frames near fp32's."""
+    from bioprobe.embed import finite_clips, run_forward, run_masked
+
+    torch.manual_seed(0)
+    encoder = build_encoder(kind, folders, torch.device("cpu"))
+    waves = clips()
+    batch = np.stack([w[: LENGTHS[1]] for w in waves])
+    exact = run_forward(encoder, batch, "fp32")
+    with torch.autocast("cpu", dtype=torch.float16):  # run_forward's own fp32 context leaves it on
+        low = run_forward(encoder, batch, "fp32")
+        low_masked, _n = run_masked(encoder, waves, "fp32")
+    for out in (low, low_masked):
+        assert out.dtype == torch.float32 and bool(finite_clips(out).all())
+    assert 0 < (low - exact).abs().max() < 0.1 * exact.abs().max()
