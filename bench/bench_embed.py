@@ -70,8 +70,8 @@ def synthetic_clips(lengths_s, per_length: int, seed: int = 0) -> list[np.ndarra
 def synchronize(device) -> None:
     import torch
 
-    if getattr(device, "type", str(device)) == "cuda":
-        torch.cuda.synchronize()
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def time_embed_step(encoder, clips, opts) -> float:
@@ -220,7 +220,7 @@ def long_recording(args) -> dict:
     wave = (0.1 * np.random.default_rng(0).standard_normal(int(args.long_minutes * 60 * SR))).astype(np.float32)
     opts = embed_options({"chunk_seconds": args.chunk_seconds, "precision": args.precision})
     if encoder.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.reset_peak_memory_stats(encoder.device)
     start = time.perf_counter()
     feats, stats = embed_waves(encoder, lambda i: wave, [len(wave)], ["long"], opts)
     elapsed = time.perf_counter() - start
@@ -237,7 +237,7 @@ def long_recording(args) -> dict:
         "finite": bool(np.isfinite(feats).all()),
     }
     if encoder.device.type == "cuda":
-        out["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        out["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated(encoder.device) / 2**20, 1)
     return out
 
 

@@ -123,7 +123,7 @@ def synchronize(device) -> None:
     import torch
 
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
 
 
 def embed_run(encoder, clips, opts) -> tuple[np.ndarray, float]:
@@ -165,7 +165,7 @@ def bench_model(name: str, family: str, args, work: Path) -> dict:
         opts = embed_options({"batch_size": args.batch_size, "precision": precision, "chunk_seconds": args.chunk_seconds})
         embed_run(encoder, clips[:2], opts)  # warm-up: kernels, allocator
         if encoder.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
+            torch.cuda.reset_peak_memory_stats(encoder.device)  # the encoder's GPU, not the current one
         feats, seconds = embed_run(encoder, clips, opts)
         _long, long_seconds = embed_run(encoder, [long_wave], opts)
         pooled[precision] = feats
@@ -181,7 +181,7 @@ def bench_model(name: str, family: str, args, work: Path) -> dict:
             "finite": bool(np.isfinite(feats).all() and np.isfinite(_long).all()),
         }
         if encoder.device.type == "cuda":
-            entry["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+            entry["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated(encoder.device) / 2**20, 1)
         result[precision] = entry
     if "fp32" in pooled and "bf16" in pooled:
         scale = float(np.abs(pooled["fp32"]).max()) or 1.0

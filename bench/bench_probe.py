@@ -71,7 +71,7 @@ def run(features, labels, split, layers: list[int], cfg: dict, device: str) -> t
     if device.startswith("cuda"):
         import torch
 
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     y_test = labels[result.rows["test"]]
     return seconds, [uar(y_test, result.posteriors["test"][0, i].argmax(-1)) for i in range(len(layers))]
@@ -135,7 +135,7 @@ def run_conventional(features, labels, split, layer: int, cfg: dict, device: str
                           for name in ("val", "test")}
         test_uars.append(uar(y["test"].cpu().numpy(), posteriors["test"].argmax(-1)))
     if device.startswith("cuda"):
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
     return time.perf_counter() - start, test_uars[0]
 
 

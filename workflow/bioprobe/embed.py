@@ -205,12 +205,17 @@ def forward_checked(encoder, batch: np.ndarray, clip_ids: Sequence[str], precisi
 
     Non-finite output is an error naming the offending clips.
     """
+    return check_output(encoder, run_forward(encoder, batch, precision), clip_ids, precision, source)
+
+
+def run_forward(encoder, batch: np.ndarray, precision: str):
+    """The device side of :func:`forward_checked`: float32 ``[n_layers, B, frames, dim]``, unchecked."""
     import torch
 
     wave = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(encoder.device)
     with torch.inference_mode(), autocast_context(encoder.device, precision):
         out = encoder.forward(wave)
-    return check_output(encoder, out.float(), clip_ids, precision, source)
+    return out.float()
 
 
 def forward_masked_checked(encoder, waves: Sequence[np.ndarray], clip_ids: Sequence[str], precision: str, source: str = ""):
@@ -218,21 +223,27 @@ def forward_masked_checked(encoder, waves: Sequence[np.ndarray], clip_ids: Seque
 
     Padded frames are zeros; non-finite output is an error naming the offending clips.
     """
+    out, n_frames = run_masked(encoder, waves, precision)
+    if bool((n_frames < 1).any()):
+        raise RuntimeError(f"model {encoder.name!r}: a clip of the batch {list(clip_ids)} gave no frames")
+    return check_output(encoder, out, clip_ids, precision, source), n_frames
+
+
+def run_masked(encoder, waves: Sequence[np.ndarray], precision: str):
+    """The device side of :func:`forward_masked_checked`: ``(out float32, n_frames)``, unchecked."""
     import torch
 
     tensors = [torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)).to(encoder.device) for w in waves]
     with torch.inference_mode(), autocast_context(encoder.device, precision):
         out, n_frames = encoder.forward_masked(tensors)
-    if bool((n_frames < 1).any()):
-        raise RuntimeError(f"model {encoder.name!r}: a clip of the batch {list(clip_ids)} gave no frames")
-    return check_output(encoder, out.float(), clip_ids, precision, source), n_frames
+    return out.float(), n_frames
 
 
 def check_output(encoder, out, clip_ids: Sequence[str], precision: str, source: str = ""):
     """``out [n_layers, B, frames, dim]`` unchanged, or an error naming the clips with NaN/Inf."""
     import torch
 
-    finite = torch.isfinite(out).flatten(2).all(dim=2).all(dim=0)  # [B]
+    finite = finite_clips(out)
     if not bool(finite.all()):
         bad = [clip_ids[i] for i in torch.nonzero(~finite).flatten().tolist()]
         raise FloatingPointError(
@@ -243,6 +254,13 @@ def check_output(encoder, out, clip_ids: Sequence[str], precision: str, source: 
     if out.shape[1] != len(clip_ids) or out.shape[2] == 0:
         raise RuntimeError(f"model {encoder.name!r}: output shape {tuple(out.shape)} for a batch of {len(clip_ids)}")
     return out
+
+
+def finite_clips(out):
+    """``[B]`` bool on ``out``'s device: whether clip ``j`` of ``out [n_layers, B, frames, dim]`` is all finite."""
+    import torch
+
+    return torch.isfinite(out).flatten(2).all(dim=2).all(dim=0)
 
 
 class FrameSpill:

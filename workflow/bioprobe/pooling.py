@@ -29,10 +29,7 @@ def chunk_moments(frames):
     Two passes (mean, then centred squares) keep float32 accumulation accurate on the device.
     """
     if hasattr(frames, "detach"):  # torch tensor: reduce on its device, move only [L, D] back
-        x = frames.detach().float()
-        count = int(x.shape[1])
-        mean = x.mean(dim=1)  # [L, D]
-        m2 = ((x - mean[:, None, :]) ** 2).sum(dim=1)  # [L, D]
+        count, mean, m2 = chunk_moment_tensors(frames)
         return count, mean.double().cpu().numpy(), m2.double().cpu().numpy()
     x = np.asarray(frames, dtype=np.float64)
     count = int(x.shape[1])
@@ -47,10 +44,7 @@ def batch_moments(frames):
     ``frames``: torch tensor ``[n_layers, batch, n_frames, dim]``; returns
     ``(count, mean [batch, n_layers, dim] float64, m2 [batch, n_layers, dim] float64)``.
     """
-    x = frames.detach().float()
-    count = int(x.shape[2])
-    mean = x.mean(dim=2)  # [L, B, D]
-    m2 = ((x - mean[:, :, None, :]) ** 2).sum(dim=2)  # [L, B, D]
+    count, mean, m2 = batch_moment_tensors(frames)
     to_np = lambda t: t.double().cpu().numpy().transpose(1, 0, 2)  # noqa: E731  [B, L, D]
     return count, to_np(mean), to_np(m2)
 
@@ -62,6 +56,33 @@ def masked_batch_moments(frames, n_frames):
     real frames followed by padding; only the real frames are pooled. Returns
     ``(counts [batch] int64, mean [batch, n_layers, dim] float64, m2 [batch, n_layers, dim] float64)``.
     """
+    counts, mean, m2 = masked_moment_tensors(frames, n_frames)
+    to_np = lambda t: t.double().cpu().numpy().transpose(1, 0, 2)  # noqa: E731  [B, L, D]
+    return counts.cpu().numpy(), to_np(mean), to_np(m2)
+
+
+# The reductions themselves, on the frames' device (what the functions above move to the host).
+
+
+def chunk_moment_tensors(frames):
+    """``(count, mean [L, D], m2 [L, D])`` of torch ``frames [L, n_frames, dim]``, float32 on their device."""
+    x = frames.detach().float()
+    mean = x.mean(dim=1)  # [L, D]
+    return int(x.shape[1]), mean, ((x - mean[:, None, :]) ** 2).sum(dim=1)
+
+
+def batch_moment_tensors(frames):
+    """``(count, mean [L, B, D], m2 [L, B, D])`` of torch ``frames [L, B, n_frames, dim]``, on their device."""
+    x = frames.detach().float()
+    mean = x.mean(dim=2)  # [L, B, D]
+    return int(x.shape[2]), mean, ((x - mean[:, :, None, :]) ** 2).sum(dim=2)
+
+
+def masked_moment_tensors(frames, n_frames):
+    """``(counts [B], mean [L, B, D], m2 [L, B, D])`` of a masked batch, on the frames' device.
+
+    ``n_frames`` (ints or a tensor on any device) is copied to the frames' device.
+    """
     import torch
 
     x = frames.detach().float()
@@ -70,8 +91,7 @@ def masked_batch_moments(frames, n_frames):
     n = counts.to(x.dtype)[None, :, None]  # [1, B, 1]
     mean = (x * keep).sum(dim=2) / n  # [L, B, D]
     m2 = (((x - mean[:, :, None, :]) * keep) ** 2).sum(dim=2)
-    to_np = lambda t: t.double().cpu().numpy().transpose(1, 0, 2)  # noqa: E731  [B, L, D]
-    return counts.cpu().numpy(), to_np(mean), to_np(m2)
+    return counts, mean, m2
 
 
 def check_ddof(ddof) -> int:

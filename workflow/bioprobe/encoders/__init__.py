@@ -32,7 +32,7 @@ from typing import Mapping
 from ..models import check_source
 from .base import SAMPLE_RATE, Encoder
 
-__all__ = ["Encoder", "SAMPLE_RATE", "load_encoder", "resolve_device"]
+__all__ = ["Encoder", "SAMPLE_RATE", "check_cuda_device", "load_encoder", "resolve_device"]
 
 
 def resolve_device(device: str | None = "auto"):
@@ -43,9 +43,19 @@ def resolve_device(device: str | None = "auto"):
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available on this machine")
+    if dev.type == "cuda":
+        check_cuda_device(dev)
     return dev
+
+
+def check_cuda_device(dev) -> None:
+    """A ``RuntimeError`` naming the device unless CUDA is available and has device ``dev.index``."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"device {str(dev)!r} requested but CUDA is not available on this machine")
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise RuntimeError(f"device {str(dev)!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def load_encoder(

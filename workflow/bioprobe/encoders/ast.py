@@ -99,10 +99,19 @@ class ASTEncoder(WindowedEncoder):
 
         The feature extractor pads (or cuts) each window to the model's 1024 frames on its own.
         """
+        return self.grid_of_values(self.window_values(rows))
+
+    def window_values(self, rows):
+        """The checkpoint's filterbank of each window (1-D tensors), cut or padded to ``max_length`` frames."""
         import torch
 
         with torch.autocast(device_type=self.device.type, enabled=False):  # the filterbank in float32
-            values = self.extractor(self.feature_inputs(rows), sampling_rate=self.sample_rate, return_tensors="pt")["input_values"]
+            return self.extractor(self.feature_inputs(rows), sampling_rate=self.sample_rate, return_tensors="pt")["input_values"]
+
+    def grid_of_values(self, values):
+        """:meth:`token_grid` from filterbank ``values`` (moved to the model's device)."""
+        import torch
+
         out = self.model(values.to(self.device), output_hidden_states=True, return_dict=True)
         hidden = torch.stack(out.hidden_states, dim=0)  # [L, B, 2 + F * T, D]
         n_layers, batch, tokens, dim = hidden.shape

@@ -83,8 +83,10 @@ def resolve_modules(model, paths: Sequence[str]) -> list:
 
 
 @contextlib.contextmanager
-def per_clip(modules: Sequence, n_frames):
+def per_clip(modules: Sequence, n_frames: Sequence[int]):
     """While active, each of ``modules`` (``[B, T, dim] -> [B, T, dim]``) runs clip by clip.
+
+    ``n_frames``: each clip's frame count, as Python ints (known on the host, so no device read).
 
     Every clip goes through the module alone, on its own frames only; the padded frames of the
     output are zeros. This is exact for modules that mix frames over time (convolutions), which
@@ -152,7 +154,8 @@ def hf_masked_forward(model, waves: Sequence, n_layers: int):
     hidden, n_frames = pad_frames(projected)
     mask = frame_mask(n_frames, hidden.shape[1], hidden.device)
     encoder = model.encoder
-    with layer_outputs(encoder.layers) as captured, per_clip(resolve_modules(model, HF_PER_CLIP_MODULES[model_type]), n_frames):
+    lengths = [int(h.shape[0]) for h in projected]
+    with layer_outputs(encoder.layers) as captured, per_clip(resolve_modules(model, HF_PER_CLIP_MODULES[model_type]), lengths):
         encoder(hidden, attention_mask=mask)
     if len(captured) != n_layers:
         raise RuntimeError(f"{type(model).__name__}: expected {n_layers} hidden states, got {len(captured)}")

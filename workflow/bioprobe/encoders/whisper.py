@@ -86,9 +86,13 @@ class WhisperEncoder(WindowedEncoder):
 
     def forward_rows(self, rows):
         """Windows (1-D tensors of ``m_j <= 30 s``) -> ``[n_layers, ceil(m_j / 320), dim]`` each, one pass."""
+        keep = [-(-int(row.shape[0]) // self.hop_samples) for row in rows]
+        return self.rows_of_features(self.window_features(rows), keep)
+
+    def window_features(self, rows):
+        """The checkpoint's log-mel front end of each window (1-D tensors), padded to 30 s: ``[rows, mel bins, 3000]``."""
         import torch
 
-        keep = [-(-int(row.shape[0]) // self.hop_samples) for row in rows]
         with torch.autocast(device_type=self.device.type, enabled=False):  # the mel front end in float32
             features = self.extractor(
                 self.feature_inputs(rows),  # each padded to the 30 s window on its own
@@ -99,6 +103,12 @@ class WhisperEncoder(WindowedEncoder):
                 do_normalize=False,  # standardisation, when declared, is done per clip by the embed step
                 device=str(self.device),
             )["input_features"]
+        return features
+
+    def rows_of_features(self, features, keep):
+        """The encoder on ``features`` (moved to its device): ``[n_layers, keep[j], dim]`` for window ``j``."""
+        import torch
+
         out = self.model(features.to(self.device), output_hidden_states=True, return_dict=True)
         hidden = out.hidden_states
         if len(hidden) != self.n_layers:

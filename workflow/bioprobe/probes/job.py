@@ -39,11 +39,16 @@ class TorchSettings:
 
 
 def resolve_device(device: str | None) -> str:
-    """``auto`` -> ``cuda`` when available else ``cpu``; anything else is passed to torch."""
+    """``auto`` -> ``cuda`` when available else ``cpu``; anything else is passed to torch, a CUDA
+    device only if this machine has it (else a ``RuntimeError`` naming it, before any work)."""
     import torch
 
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if torch.device(device).type == "cuda":
+        from ..encoders import check_cuda_device
+
+        check_cuda_device(torch.device(device))
     return device
 
 

@@ -168,6 +168,8 @@ class StackedAdam:
         self._stacked = tuple([tensors[k] for k in self._whole] for tensors in state)
         self._rows_all = [tuple([t[g] for t in tensors] for tensors in state) for g in range(self.lrs.shape[0])]
         self._rows_rest = [tuple([tensors[k][g] for k in rest] for tensors in state) for g in range(self.lrs.shape[0])]
+        for lists in [self._stacked, *self._rows_all]:
+            check_fused_adam_lists(lists, self.steps)
 
     def _update(self, lists, rate: float) -> None:
         import torch
@@ -200,6 +202,33 @@ class StackedAdam:
         self.lrs = self.lrs[np.asarray(rows)]
         self._views()
         return self.params
+
+
+def check_fused_adam_lists(lists, step) -> None:
+    """Raise ``ValueError`` unless ``(params, grads, exp_avgs, exp_avg_sqs)`` and the step counter
+    meet what torch's fused Adam kernel needs on every device (its CUDA kernel checks the first
+    three conditions and reads the step counter from device memory, unchecked):
+
+    * all tensors of the four lists on one device, with one floating dtype, strided and contiguous;
+    * the i-th tensors of the four lists of the same shape (and so the same strides);
+    * the step counter a float32 scalar tensor on that same device.
+    """
+    import torch
+
+    if not lists[0]:
+        return
+    first = lists[0][0]
+    for name, tensors in zip(("params", "grads", "exp_avgs", "exp_avg_sqs"), lists):
+        if len(tensors) != len(lists[0]):
+            raise ValueError(f"fused Adam: {len(tensors)} {name} for {len(lists[0])} params")
+        for i, t in enumerate(tensors):
+            if t.device != first.device or t.dtype != first.dtype or not t.dtype.is_floating_point:
+                raise ValueError(f"fused Adam: {name}[{i}] is {t.dtype} on {t.device}, params[0] {first.dtype} on {first.device}")
+            if t.layout != torch.strided or not t.is_contiguous() or t.shape != lists[0][i].shape:
+                raise ValueError(f"fused Adam: {name}[{i}] of shape {tuple(t.shape)} is not a contiguous match of params[{i}] {tuple(lists[0][i].shape)}")
+    if step.device != first.device or step.dtype != torch.float32 or step.dim() != 0:
+        raise ValueError(f"fused Adam: the step counter is a {step.dtype} [{tuple(step.shape)}] on {step.device}; "
+                         f"the kernel reads a float32 scalar on the params' device {first.device}")
 
 
 #: A per-group size that is a multiple of this is all vector body in torch's fused Adam kernel

@@ -101,6 +101,39 @@ def predict_logits(model: StackedMLP, tensors, features, rows, group_layer, mix:
     return torch.cat(out, dim=1)
 
 
+def epoch_order(generators: list, alive, train_rows, alive_t):
+    """``[G_alive, n_train]`` training clips of the groups still training, in this epoch's order.
+
+    One permutation per group from its own (CPU) generator, so its batch order is its own; the
+    permutations move to the rows' device. ``train_rows``: ``[n]`` or ``[G, n]`` (per group).
+    """
+    import torch
+
+    n_train = train_rows.shape[-1]
+    order = torch.stack([torch.randperm(n_train, generator=generators[g]) for g in alive]).to(train_rows.device)
+    return torch.gather(train_rows[alive_t], 1, order) if train_rows.dim() == 2 else train_rows[order]
+
+
+def train_step(model: StackedMLP, optimizer: StackedAdam, features, labels, index, group_layer, mix: bool, n_classes: int):
+    """One Adam step of every group on its batch ``index [G, B]``; returns each group's summed log-likelihood ``[G]``.
+
+    Each group's loss is its own mean cross-entropy over its batch; the step minimises their sum,
+    whose gradient w.r.t. a group's parameters is that group's own gradient.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    saved: list = []
+    logits = model.forward(_gather_groups(features, index, group_layer, mix), saved=saved)
+    log_p = torch.log_softmax(logits, dim=-1)  # [G, B, C]
+    target = labels[index]  # [G, B]
+    log_likelihood = log_p.gather(-1, target.unsqueeze(-1)).sum(dim=(1, 2))
+    d_logits = log_p.exp_().sub_(F.one_hot(target, n_classes).to(log_p.dtype))
+    model.backward(saved, d_logits.div_(index.shape[1]), optimizer.grads)
+    optimizer.step()
+    return log_likelihood
+
+
 def denormals_flushed() -> bool:
     """Whether this thread flushes denormal floats to zero (torch has a setter but no getter)."""
     import torch
@@ -188,24 +221,12 @@ def _train_stacked(
         n_alive = alive.shape[0]
         alive_t = torch.as_tensor(alive, device=device)
         layer_alive = group_layer[alive_t]
-        # one permutation per group from its own generator: its batch order is its own
-        order = torch.stack([torch.randperm(n_train, generator=generators[g]) for g in alive]).to(device)
-        # [G_alive, n_train] clip indices
-        order = torch.gather(train_rows[alive_t], 1, order) if per_group else train_rows[order]
+        order = epoch_order(generators, alive, train_rows, alive_t)  # [G_alive, n_train] clip indices
         loss_sum = torch.zeros(n_alive, device=device)
         with torch.no_grad():
             for start in range(0, n_train, batch_size):
                 index = order[:, start : start + batch_size]  # [G_alive, B]
-                saved: list = []
-                logits = model.forward(_gather_groups(features, index, layer_alive, mix), saved=saved)
-                log_p = torch.log_softmax(logits, dim=-1)  # [G_alive, B, C]
-                target = labels[index]  # [G_alive, B]
-                # each group's own mean cross-entropy over its batch; the step minimises their sum,
-                # whose gradient w.r.t. a group's parameters is that group's own gradient
-                loss_sum -= log_p.gather(-1, target.unsqueeze(-1)).sum(dim=(1, 2))
-                d_logits = log_p.exp_().sub_(F.one_hot(target, n_classes).to(log_p.dtype))
-                model.backward(saved, d_logits.div_(index.shape[1]), optimizer.grads)
-                optimizer.step()
+                loss_sum -= train_step(model, optimizer, features, labels, index, layer_alive, mix, n_classes)
 
         val_alive = val_rows[alive_t] if per_group else val_rows
         logits = predict_logits(model, None, features, val_alive, layer_alive, mix)  # [G_alive, n_val, C]
