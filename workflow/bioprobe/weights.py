@@ -32,7 +32,7 @@ from urllib.parse import unquote, urlparse
 
 from .download.fetch import ChecksumError, DownloadError, RemoteFile, fetch_file, part_path
 from .fileio import write_json
-from .models import DESCRIPTIVE_KEYS, check_source, is_local_path, resolve_architecture
+from .models import DESCRIPTIVE_KEYS, check_source, describe_local_path, is_local_path, resolve_architecture
 
 LOCK_VERSION = 1
 HF_SUBDIR = "huggingface"
@@ -141,10 +141,12 @@ def choose_hf_files(filenames, name: str, ref: str, config_only: bool = False) -
 
 
 def _hf_error(name: str, repo: str, revision: str, cache_dir: Path, err: Exception) -> WeightsUnavailableError:
+    # "models/my_hubert" is a hub id (org/name) unless that folder exists: say so, in case a folder was meant
+    folder = f" If {repo!r} is meant as a local folder: there is no folder {describe_local_path(repo)}." if "/" in repo else ""
     return WeightsUnavailableError(
         f"model {name!r}: cannot fetch {repo}@{revision} from {hf_endpoint() or 'https://huggingface.co'} "
         f"({type(err).__name__}: {err}), and it is not in the cache {cache_dir / HF_SUBDIR}. Run the "
-        "fetch_weights rule on a machine with internet access, or copy a filled model cache there."
+        f"fetch_weights rule on a machine with internet access, or copy a filled model cache there.{folder}"
     )
 
 
@@ -226,7 +228,7 @@ def fetch_hf_folder(name: str, folder: str, cache_dir: Path, config_only: bool) 
     """Checksum a local transformers model folder (it is used in place, not copied)."""
     root = Path(os.path.expanduser(folder.removeprefix("file://"))).resolve()
     if not root.is_dir():
-        raise FileNotFoundError(f"model {name!r}: local model folder {root} does not exist")
+        raise FileNotFoundError(f"model {name!r}: local model folder {describe_local_path(folder)} does not exist")
     listing = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
     files = choose_hf_files(listing, name, str(root), config_only)
     return {"commit": None, "snapshot": str(root), "files": {f: file_record(root / f, cache_dir) for f in files}}

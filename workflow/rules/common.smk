@@ -16,6 +16,12 @@ LOGS = "logs" if RESULTS == "results" else f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
 
 
+# Source files this workflow makes itself (the demo's labels): tracked by date like any output.
+MADE_BY_WORKFLOW = tuple(
+    f"{d['out']}/labels.csv" for d in [(config.get("demo") or {}).get("calls")] if d
+)
+
+
 def _enabled_datasets():
     names = []
     for name, dcfg in config["datasets"].items():
@@ -25,6 +31,8 @@ def _enabled_datasets():
         if not available:
             print(f"bioprobe: dataset '{name}' is left out of this run: {reason}", file=sys.stderr)
             continue
+        # a folder dataset's root: and labels: must exist: said now, naming the key, not as a missing input
+        bp_datasets.check_paths(name, dcfg, MADE_BY_WORKFLOW)
         names.append(name)
     return names
 
@@ -125,12 +133,6 @@ def all_outputs():
 
 def prepare_inputs(wildcards):
     return bp_datasets.prepare_inputs(wildcards.dataset, dataset_cfg(wildcards), DATA_DIR)
-
-
-# Source files this workflow makes itself (the demo's labels): tracked by date like any output.
-MADE_BY_WORKFLOW = tuple(
-    f"{d['out']}/labels.csv" for d in [(config.get("demo") or {}).get("calls")] if d
-)
 
 
 def clips_inputs(wildcards):
