@@ -19,7 +19,8 @@ The CSV has columns ``path,label`` and optionally ``group,start,end``:
   ``split: {method: predefined}``.
 
 Rows keep the CSV's order. Problems of the CSV (unknown columns, empty labels, escaping or
-missing files, bad times) raise errors naming the CSV and its line numbers. The audio itself
+missing files, bad times, the same clip on two rows) raise errors naming the CSV and its line
+numbers; :func:`check_paths` checks ``root`` and ``labels`` when the workflow starts. The audio itself
 (unreadable, truncated, empty files, segments past the end of their file...) is judged by the
 audit step, file by file (:mod:`bioprobe.audit`, ``on_bad_audio``), not here.
 """
