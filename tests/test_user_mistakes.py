@@ -94,6 +94,8 @@ def test_a_spreadsheet_byte_order_mark_keeps_the_clip_digest_on_the_paths(tmp_pa
     ("path;label\naudio/bark/bark_000.wav;bark\n", "utf-8",
      r"unknown column\(s\) \['path;label'\].*looks separated by ';': the file must be comma-separated"),
     ("path,label\naudio/bark/bark_000.wav,aboyé\n", "cp1252", r"mine\.csv: not UTF-8 text .*save it as CSV in UTF-8"),
+    (",path,label\n0,audio/bark/bark_000.wav,bark\n", "utf-8",
+     r"unknown column\(s\) \['Unnamed: 0'\].*an index written by pandas \(write with index=False\)"),
     ("path,label\naudio\\bark\\bark_000.wav,bark\n", "utf-8",
      r"audio file missing .* line\(s\) 2, e\.g\. 'audio\\\\bark\\\\bark_000\.wav' \(paths are separated by '/'"),
 ])
@@ -179,3 +181,33 @@ def test_a_model_folder_that_does_not_exist_says_what_it_resolved_to(tmp_path, m
         fetch_weights("mine", {"source": "huggingface", "id": "data/models/my_hubert"}, tmp_path / "cache")
     assert not lock_path("mine", tmp_path / "cache").exists()
     assert not os.path.exists(tmp_path / "data")
+
+
+def test_a_model_folder_given_as_its_weights_file_says_to_give_the_folder(tmp_path):
+    weights = tmp_path / "my_hubert" / "model.safetensors"
+    weights.parent.mkdir()
+    weights.write_bytes(b"not read")
+    with pytest.raises(NotADirectoryError, match=r"model 'mine': '.*/model\.safetensors' is a file; give the folder "
+                                                 r"save_pretrained wrote \(the one holding config\.json\)"):
+        fetch_weights("mine", {"source": "huggingface", "id": str(weights)}, tmp_path / "cache")
+
+
+def test_new_weights_saved_in_a_model_folder_name_both_files_to_delete(tmp_path):
+    """A retrained model saved over the old one: the lock catches it, and its advice works when followed."""
+    from bioprobe.tiny import save_tiny_hf_model
+    from bioprobe.weights import pinned_path, verify_lock
+
+    folder, cache = tmp_path / "my_hubert", tmp_path / "cache"
+    save_tiny_hf_model("hubert", folder, seed=0)
+    mcfg = {"source": "huggingface", "id": str(folder)}
+    old = fetch_weights("mine", mcfg, cache)
+    save_tiny_hf_model("hubert", folder, seed=1)  # new weights, same folder
+    with pytest.raises(ValueError, match=r"does not match its lock") as err:
+        fetch_weights("mine", mcfg, cache)
+    message = str(err.value)
+    assert str(lock_path("mine", cache)) in message and str(pinned_path("mine", cache)) in message
+    lock_path("mine", cache).unlink()
+    pinned_path("mine", cache).unlink()  # as the error says
+    new = fetch_weights("mine", mcfg, cache)
+    assert new["files"]["model.safetensors"]["sha256"] != old["files"]["model.safetensors"]["sha256"]
+    verify_lock(new, cache)

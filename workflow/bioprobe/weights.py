@@ -95,11 +95,15 @@ def locked_file(lock: dict, key: str, cache_dir) -> Path:
             f"on a machine with internet access, or delete {lock_path(lock.get('name', '?'), cache_dir)}"
         )
     if path.stat().st_size != rec["size"] or sha256_file(path) != rec["sha256"]:
-        lock = lock_path(lock.get("name", "?"), cache_dir)
+        name = lock.get("name", "?")
+        lock = lock_path(name, cache_dir)
+        # the pinned copy would restore the old checksums: both files go (docs/models.md)
         advice = (
             "it is corrupt: delete it and fetch again"
             if not Path(rec["path"]).is_absolute()
-            else f"the file changed since {lock} was written: if that is intended, delete the lock and fetch again"
+            else f"the file changed since {lock} was written: if that is intended (new weights saved in the folder), "
+                 f"delete {lock} and its pinned copy {pinned_path(name, cache_dir)}, then run again "
+                 "(the model's embeddings are recomputed)"
         )
         raise ValueError(f"{where} does not match its lock (expected sha256 {rec['sha256']}, size {rec['size']}); {advice}")
     return path
@@ -227,6 +231,9 @@ def fetch_hf_repo(name: str, repo: str, revision: str, cache_dir: Path, prior: d
 def fetch_hf_folder(name: str, folder: str, cache_dir: Path, config_only: bool) -> dict:
     """Checksum a local transformers model folder (it is used in place, not copied)."""
     root = Path(os.path.expanduser(folder.removeprefix("file://"))).resolve()
+    if root.is_file():
+        raise NotADirectoryError(f"model {name!r}: {describe_local_path(folder)} is a file; give the folder "
+                                 "save_pretrained wrote (the one holding config.json)")
     if not root.is_dir():
         raise FileNotFoundError(f"model {name!r}: local model folder {describe_local_path(folder)} does not exist")
     listing = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]

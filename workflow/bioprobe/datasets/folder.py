@@ -163,6 +163,9 @@ def build_manifest(name: str, dcfg: dict, data_dir):
         separator = next((sep for sep in (";", "\t", "|") if len(columns) == 1 and sep in columns[0]), None)
         if separator:
             hint = f". The header looks separated by {separator!r}: the file must be comma-separated"
+        elif any(c.startswith("Unnamed: ") or not c for c in unknown):
+            hint = (". A column without a name: an index written by pandas (write with index=False) "
+                    "or empty columns left by a spreadsheet; remove it")
         raise ValueError(f"{csv_path}: unknown column(s) {unknown}; allowed: "
                          f"{', '.join(REQUIRED_COLUMNS)} (required), {', '.join(OPTIONAL_COLUMNS)} (optional){hint}")
     missing_cols = [c for c in REQUIRED_COLUMNS if c not in columns]
