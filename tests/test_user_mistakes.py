@@ -192,7 +192,7 @@ def test_a_model_folder_given_as_its_weights_file_says_to_give_the_folder(tmp_pa
         fetch_weights("mine", {"source": "huggingface", "id": str(weights)}, tmp_path / "cache")
 
 
-def test_new_weights_saved_in_a_model_folder_name_both_files_to_delete(tmp_path):
+def test_new_weights_saved_in_a_model_folder_are_recorded_when_the_fetch_re_runs(tmp_path, caplog):
     """A retrained model saved over the old one: the lock catches it, and its advice works when followed."""
     from bioprobe.tiny import save_tiny_hf_model
     from bioprobe.weights import pinned_path, verify_lock
@@ -201,13 +201,21 @@ def test_new_weights_saved_in_a_model_folder_name_both_files_to_delete(tmp_path)
     save_tiny_hf_model("hubert", folder, seed=0)
     mcfg = {"source": "huggingface", "id": str(folder)}
     old = fetch_weights("mine", mcfg, cache)
-    save_tiny_hf_model("hubert", folder, seed=1)  # new weights, same folder
-    with pytest.raises(ValueError, match=r"does not match its lock") as err:
-        fetch_weights("mine", mcfg, cache)
-    message = str(err.value)
-    assert str(lock_path("mine", cache)) in message and str(pinned_path("mine", cache)) in message
-    lock_path("mine", cache).unlink()
-    pinned_path("mine", cache).unlink()  # as the error says
-    new = fetch_weights("mine", mcfg, cache)
+    fetch_weights("rand", {"source": "random_init", "of": str(folder)}, cache)
+    save_tiny_hf_model("hubert", folder, seed=1)  # new weights (and config), same folder
+    with pytest.raises(ValueError, match=rf"does not match its lock .* run again with --forcerun {lock_path('mine', cache)}"):
+        verify_lock(old, cache)  # what the embed step checks
+    # --forcerun (or deleting the lock) re-runs the rule: Snakemake deletes the lock, its pinned copy is left
+    for name in ("mine", "rand"):
+        lock_path(name, cache).unlink()
+        assert pinned_path(name, cache).exists()
+    with caplog.at_level("WARNING"):
+        new = fetch_weights("mine", mcfg, cache)
+    assert "files of its local folder changed" in caplog.text
     assert new["files"]["model.safetensors"]["sha256"] != old["files"]["model.safetensors"]["sha256"]
     verify_lock(new, cache)
+    verify_lock(fetch_weights("rand", {"source": "random_init", "of": str(folder)}, cache), cache)
+    # the lock itself still guards the folder between the fetch and the embedding
+    save_tiny_hf_model("hubert", folder, seed=2)
+    with pytest.raises(ValueError, match="does not match its lock"):
+        fetch_weights("mine", mcfg, cache)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -33,6 +34,8 @@ from urllib.parse import unquote, urlparse
 from .download.fetch import ChecksumError, DownloadError, RemoteFile, fetch_file, part_path
 from .fileio import write_json
 from .models import DESCRIPTIVE_KEYS, check_source, describe_local_path, is_local_path, resolve_architecture
+
+log = logging.getLogger(__name__)
 
 LOCK_VERSION = 1
 HF_SUBDIR = "huggingface"
@@ -95,15 +98,14 @@ def locked_file(lock: dict, key: str, cache_dir) -> Path:
             f"on a machine with internet access, or delete {lock_path(lock.get('name', '?'), cache_dir)}"
         )
     if path.stat().st_size != rec["size"] or sha256_file(path) != rec["sha256"]:
-        name = lock.get("name", "?")
-        lock = lock_path(name, cache_dir)
-        # the pinned copy would restore the old checksums: both files go (docs/models.md)
+        lock = lock_path(lock.get("name", "?"), cache_dir)
+        # an absolute path is a local model folder's file: fetch_weights re-reads the folder once the lock is gone
         advice = (
             "it is corrupt: delete it and fetch again"
             if not Path(rec["path"]).is_absolute()
             else f"the file changed since {lock} was written: if that is intended (new weights saved in the folder), "
-                 f"delete {lock} and its pinned copy {pinned_path(name, cache_dir)}, then run again "
-                 "(the model's embeddings are recomputed)"
+                 f"run again with --forcerun {lock} (or delete it): the new checksums are recorded and the model's "
+                 "embeddings recomputed"
         )
         raise ValueError(f"{where} does not match its lock (expected sha256 {rec['sha256']}, size {rec['size']}); {advice}")
     return path
@@ -158,12 +160,27 @@ def _lock_matches(prior: dict | None, base: dict) -> bool:
     return bool(prior) and all(prior.get(k) == v for k, v in base.items())
 
 
-def _reuse_if_verified(prior: dict, cache_dir: Path) -> dict | None:
+def _reuse_if_verified(prior: dict, cache_dir: Path, from_pinned: bool = False) -> dict | None:
     try:
         verify_lock(prior, cache_dir)
     except WeightsUnavailableError:
         return None
+    except ValueError:
+        # A local folder has no commit to keep: when the rule re-runs (its lock gone, only the pinned
+        # copy left) after new weights were saved there, its files are checksummed anew.
+        if from_pinned and _is_local_folder(prior):
+            log.warning("model %r: the files of its local folder changed since %s was written; recording "
+                        "their new checksums", prior.get("name"), pinned_path(prior.get("name", "?"), cache_dir))
+            return None
+        raise
     return prior
+
+
+def _is_local_folder(ident: Mapping) -> bool:
+    """True for a lock (or identity) of a local transformers folder, or a random_init of one."""
+    if ident.get("source") == "random_init":
+        return _is_local_folder(ident.get("architecture") or {})
+    return ident.get("source") == "huggingface" and ident.get("revision", "main") is None
 
 
 def _relative(path: Path, cache_dir: Path) -> str:
@@ -361,7 +378,7 @@ def fetch_weights(name: str, mcfg: Mapping, cache_dir, models: Mapping | None = 
         prior = read_lock(name, cache_dir, pinned_path(name, cache_dir))
     if prior is not None and not _lock_matches(prior, ident):
         prior = None  # the config changed: fetch anew
-    if prior is not None and (reused := _reuse_if_verified(prior, cache_dir)) is not None:
+    if prior is not None and (reused := _reuse_if_verified(prior, cache_dir, from_pinned)) is not None:
         if from_pinned:
             write_json(lock_path(name, cache_dir), reused)
         if not pinned_path(name, cache_dir).exists():
