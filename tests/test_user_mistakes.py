@@ -150,8 +150,17 @@ def test_a_typo_in_a_config_key_suggests_the_key(tmp_path):
     assert "config key 'datasets.mine': Additional properties are not allowed ('lables' was unexpected)" in text
     assert "did you mean 'labels' instead of 'lables'?" in text
     assert "config key 'datasets.imv.split'" in text and "did you mean 'ratios' instead of 'ratio'?" in text
+    raw = study_config()
+    raw["models"]["w2v2_random"]["of"] = "w2v"  # a misspelt model name, caught when the run starts
+    with pytest.raises(ConfigError, match=r"config key 'models\.w2v2_random\.of': 'w2v' is not a model of this config "
+                                          r"\(.*\), a Hugging Face id \(org/name\) or a folder; did you mean 'w2v2'"):
+        validate_config(raw)
+    raw["models"]["w2v2_random"]["of"] = "facebook/wav2vec2-base"  # a hub id: fine
+    raw["models"]["wavlm_100h"]["base"] = "wavml"
+    with pytest.raises(ConfigError, match=r"'models\.wavlm_100h\.base': 'wavml' is not a model .*did you mean 'wavlm'"):
+        validate_config(raw)
     del raw["models"]
-    with pytest.raises(ConfigError, match=r"'models' is a required property\n") as err:
+    with pytest.raises(ConfigError, match=r"'models' is a required property(\n|$)") as err:
         validate_config(yaml.safe_load(yaml.safe_dump(raw)))
     assert "config.yaml of bioprobe" not in str(err.value)  # not the whole schema's description
 

@@ -165,7 +165,9 @@ def _check_references(config: dict) -> None:
     for name, mcfg in models.items():
         base = mcfg.get("base")
         if base is not None and base not in models:
-            raise ConfigError(f"config key 'models.{name}.base': {base!r} is not a model of this config; models: {', '.join(models)}")
+            raise ConfigError(f"config key 'models.{name}.base': {base!r} is not a model of this config; models: {', '.join(models)}"
+                              + _did_you_mean([base], models))
+        _check_random_init_of(name, mcfg, models)
     for name, fcfg in (config.get("fusion") or {}).items():
         probe = fcfg.get("probe")
         if probe is not None and probe not in probes:
@@ -190,6 +192,22 @@ def _check_references(config: dict) -> None:
         if probe is not None and probes[probe].get("type") not in types:
             raise ConfigError(f"config key '{section}.probe': probes.{probe} is of type {probes[probe].get('type')!r}; "
                               f"{section} needs one of {', '.join(types)}")
+
+
+def _check_random_init_of(name: str, mcfg: dict, models: dict) -> None:
+    """A ``random_init``'s ``of:`` names a model of this config, a hub id (org/name) or a folder.
+
+    Checked here so that a misspelt model name stops the run when it starts, not when its
+    weights are fetched.
+    """
+    from .models import is_local_path
+
+    of = mcfg.get("of")
+    if mcfg.get("source") != "random_init" or not isinstance(of, str) or of in models:
+        return
+    if "/" not in of and not is_local_path(of):
+        raise ConfigError(f"config key 'models.{name}.of': {of!r} is not a model of this config ({', '.join(models)}), "
+                          f"a Hugging Face id (org/name) or a folder" + _did_you_mean([of], models))
 
 
 # embed: settings that change how fast embeddings are computed, not what they are (batched

@@ -38,6 +38,9 @@ def _enabled_datasets():
 
 
 DATASETS = _enabled_datasets()
+if not DATASETS:
+    print("bioprobe: no dataset of this config is enabled and available: nothing will be embedded or probed",
+          file=sys.stderr)
 # A model with `enabled: false` is left out of the run (it may still lend its architecture to a random_init).
 MODELS = [name for name, mcfg in config["models"].items() if mcfg.get("enabled", True)]
 PROBES = list(config["probes"])
