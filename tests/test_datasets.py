@@ -134,23 +134,24 @@ def test_imv_twin_subset_and_bad_rows(imv_data, tmp_path, caplog):
         "20160907_Twin1_marmoset1,0.5,0.5,0.0,2,1\n"
         "20160907_Twin1_marmoset1,0.6,0.9,0.3,17,1\n"
         "20160907_Twin1_marmoset1,0.6,0.9,0.3,,1\n"
-        "20161001_Twin1_marmoset2,0.1,0.3,0.2,1,2\n")
+        "20161001_Twin1_marmoset2,0.1,0.3,0.2,1,2\n"
+        "20160907_Twin1_marmoset1,1.0,1.2,0.2,2,1\n")  # a second class: a split needs two
     df = datasets.build_manifest("imv", {"type": "imv"}, tmp_path)
-    assert len(df) == 1 and df["label"].iloc[0] == "Phee"
+    assert len(df) == 2 and df["label"].tolist() == ["Phee", "Twitter"]
     rows = df.attrs["manifest_dropped"]["rows"]
     assert (rows["empty_segment"], rows["unknown_calltype"], rows["recording_missing"]) == (1, 2, 1)
     # counted as the study counted (before the end <= start row is dropped), compared with its counts
-    assert df.attrs["study_counts"] == {"clips": 2, "classes": 2}
+    assert df.attrs["study_counts"] == {"clips": 3, "classes": 2}
     with caplog.at_level(logging.WARNING):
         datasets.prepare("imv", {"type": "imv"}, tmp_path, tmp_path / "out")
     report = json.loads((tmp_path / "out" / "leakage.json").read_text())
     assert report["study_counts"]["expected"] == {"clips": 72921, "classes": 11}
-    assert report["study_counts"]["found"] == {"clips": 2, "classes": 2} and not report["study_counts"]["match"]
-    assert report["warnings"] == ["imv: count differs from the study's (clips: expected 72921, found 2)",
+    assert report["study_counts"]["found"] == {"clips": 3, "classes": 2} and not report["study_counts"]["match"]
+    assert report["warnings"] == ["imv: count differs from the study's (clips: expected 72921, found 3)",
                                   "imv: count differs from the study's (classes: expected 11, found 2)"]
     assert report["manifest_dropped"]["rows"]["empty_segment"] == 1
     logged = caplog.text
-    assert "count differs from the study's (clips: expected 72921, found 2)" in logged
+    assert "count differs from the study's (clips: expected 72921, found 3)" in logged
     assert "dropped 1 call(s)" in logged and "end <= start" in logged
     assert "study_counts" not in datasets.build_manifest("imv", {"type": "imv", "twins": [1]}, tmp_path).attrs
     (root / "labels.csv").write_text("filename,start,end,duration,calltype,caller\nnot_a_recording,0,1,1,1,1\n")

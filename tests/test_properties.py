@@ -99,6 +99,15 @@ def test_folder_csv_rows_survive_parsing(folder_files, tmp_path, data):
         start = data.draw(st.one_of(st.just(""), st.floats(0, i + 0.5).map(lambda x: f"{x:.4f}")))
         end = "" if start == "" else f"{float(start) + data.draw(st.floats(0.01, 0.4)):.4f}"
         rows.append((names[i], data.draw(labels_text), start, end))
+    first_of_clip = {}
+    for row in rows:  # the same clip (path, start, end) on two rows is an error naming both lines
+        first_of_clip.setdefault((row[0], float(row[2]) if row[2] else None, float(row[3]) if row[3] else None), row)
+    if len(first_of_clip) < len(rows):
+        csv_path = tmp_path / f"labels{next(COUNTER)}.csv"
+        write_rows(csv_path, ["path", "label", "start", "end"], rows)
+        with pytest.raises(ValueError, match="listed more than once"):
+            datasets.build_manifest("p", {"type": "folder", "root": str(root), "labels": str(csv_path)}, "unused")
+        rows = list(first_of_clip.values())
     csv_path = tmp_path / f"labels{next(COUNTER)}.csv"
     write_rows(csv_path, ["path", "label", "start", "end"], rows)
     df = datasets.build_manifest("p", {"type": "folder", "root": str(root), "labels": str(csv_path)}, "unused")

@@ -9,6 +9,7 @@ value found and what is allowed, and defaults from the schemas are filled in.
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import yaml
@@ -78,11 +79,29 @@ def _describe(error) -> str:
     allowed = ""
     if error.validator == "enum":
         allowed = f"; allowed: {', '.join(map(str, error.validator_value))}"
+        allowed += _did_you_mean([error.instance], error.validator_value)
     elif error.validator == "additionalProperties" and isinstance(schema.get("properties"), dict):
         allowed = f"; allowed keys: {', '.join(sorted(schema['properties']))}"
+        extra = [k for k in (error.instance if isinstance(error.instance, dict) else {}) if k not in schema["properties"]]
+        allowed += _did_you_mean(extra, schema["properties"])
+    elif error.validator == "required":
+        pass  # the message names the missing key; the schema's description is about something else
     elif "description" in schema:
         allowed = f" ({schema['description']})"
     return f"config key '{where}': {error.message}{allowed}"
+
+
+def _did_you_mean(found, allowed) -> str:
+    """``"; did you mean 'labels'?"`` for the first of ``found`` close to one of ``allowed`` (a typo)."""
+    import difflib
+
+    choices = [str(a) for a in allowed]
+    for value in found:
+        if isinstance(value, str):
+            close = difflib.get_close_matches(value, choices, n=1, cutoff=0.7)
+            if close:
+                return f"; did you mean {close[0]!r} instead of {value!r}?"
+    return ""
 
 
 def validate_config(config: dict, schema_dir: Path = SCHEMA_DIR) -> dict:
@@ -100,7 +119,27 @@ def validate_config(config: dict, schema_dir: Path = SCHEMA_DIR) -> dict:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in _leaf_errors(errors)))
     _check_references(config)
     _check_embed_overrides(config, schemas)
-    return canonical_order(config)
+    return canonical_order(expand_user_paths(config))
+
+
+#: Top-level folders (and files) Snakemake reads and writes as they are written: a leading ``~``
+#: would otherwise be a folder named ``~`` in the working directory.
+USER_PATH_KEYS = (("data_dir",), ("model_cache",), ("results_dir",), ("figures", "published"))
+
+
+def expand_user_paths(config: dict) -> dict:
+    """``config`` with ``~`` expanded in :data:`USER_PATH_KEYS` (other values are left as written).
+
+    Dataset and model paths (``root``, ``labels``, a model ``id``) are expanded where they are
+    read; these are the paths Snakemake itself builds inputs and outputs from.
+    """
+    for path in USER_PATH_KEYS:
+        node = config
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(path[-1]), str) and node[path[-1]].startswith("~"):
+            node[path[-1]] = os.path.expanduser(node[path[-1]])
+    return config
 
 
 def _leaf_errors(errors):
@@ -126,7 +165,9 @@ def _check_references(config: dict) -> None:
     for name, mcfg in models.items():
         base = mcfg.get("base")
         if base is not None and base not in models:
-            raise ConfigError(f"config key 'models.{name}.base': {base!r} is not a model of this config; models: {', '.join(models)}")
+            raise ConfigError(f"config key 'models.{name}.base': {base!r} is not a model of this config; models: {', '.join(models)}"
+                              + _did_you_mean([base], models))
+        _check_random_init_of(name, mcfg, models)
     for name, fcfg in (config.get("fusion") or {}).items():
         probe = fcfg.get("probe")
         if probe is not None and probe not in probes:
@@ -151,6 +192,22 @@ def _check_references(config: dict) -> None:
         if probe is not None and probes[probe].get("type") not in types:
             raise ConfigError(f"config key '{section}.probe': probes.{probe} is of type {probes[probe].get('type')!r}; "
                               f"{section} needs one of {', '.join(types)}")
+
+
+def _check_random_init_of(name: str, mcfg: dict, models: dict) -> None:
+    """A ``random_init``'s ``of:`` names a model of this config, a hub id (org/name) or a folder.
+
+    Checked here so that a misspelt model name stops the run when it starts, not when its
+    weights are fetched.
+    """
+    from .models import is_local_path
+
+    of = mcfg.get("of")
+    if mcfg.get("source") != "random_init" or not isinstance(of, str) or of in models:
+        return
+    if "/" not in of and not is_local_path(of):
+        raise ConfigError(f"config key 'models.{name}.of': {of!r} is not a model of this config ({', '.join(models)}), "
+                          f"a Hugging Face id (org/name) or a folder" + _did_you_mean([of], models))
 
 
 # embed: settings that change how fast embeddings are computed, not what they are (batched

@@ -58,7 +58,18 @@ def is_local_path(ref: str) -> bool:
         return True
     if "://" in ref:
         return False
-    return ref.startswith(("/", "./", "../", "~")) or os.path.exists(os.path.expanduser(ref))
+    # A hub id is "name" or "org/name": a reference with more parts can only be a folder.
+    return (ref.startswith(("/", "./", "../", "~")) or os.path.exists(os.path.expanduser(ref))
+            or len([part for part in ref.split("/") if part]) > 2)
+
+
+def describe_local_path(ref: str) -> str:
+    """``ref`` as written and, when relative, what it resolves to (the working directory's child)."""
+    ref = str(ref).removeprefix("file://")
+    path = os.path.expanduser(ref)
+    if os.path.isabs(path):
+        return repr(path)
+    return f"{ref!r} (relative to the directory snakemake runs in, {os.getcwd()!r}: {os.path.abspath(path)!r})"
 
 
 def resolve_architecture(name: str, mcfg: Mapping, models: Mapping | None = None) -> dict:

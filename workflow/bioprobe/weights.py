@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -32,7 +33,9 @@ from urllib.parse import unquote, urlparse
 
 from .download.fetch import ChecksumError, DownloadError, RemoteFile, fetch_file, part_path
 from .fileio import write_json
-from .models import DESCRIPTIVE_KEYS, check_source, is_local_path, resolve_architecture
+from .models import DESCRIPTIVE_KEYS, check_source, describe_local_path, is_local_path, resolve_architecture
+
+log = logging.getLogger(__name__)
 
 LOCK_VERSION = 1
 HF_SUBDIR = "huggingface"
@@ -96,10 +99,13 @@ def locked_file(lock: dict, key: str, cache_dir) -> Path:
         )
     if path.stat().st_size != rec["size"] or sha256_file(path) != rec["sha256"]:
         lock = lock_path(lock.get("name", "?"), cache_dir)
+        # an absolute path is a local model folder's file: fetch_weights re-reads the folder once the lock is gone
         advice = (
             "it is corrupt: delete it and fetch again"
             if not Path(rec["path"]).is_absolute()
-            else f"the file changed since {lock} was written: if that is intended, delete the lock and fetch again"
+            else f"the file changed since {lock} was written: if that is intended (new weights saved in the folder), "
+                 f"run again with --forcerun {lock} (or delete it): the new checksums are recorded and the model's "
+                 "embeddings recomputed"
         )
         raise ValueError(f"{where} does not match its lock (expected sha256 {rec['sha256']}, size {rec['size']}); {advice}")
     return path
@@ -141,10 +147,12 @@ def choose_hf_files(filenames, name: str, ref: str, config_only: bool = False) -
 
 
 def _hf_error(name: str, repo: str, revision: str, cache_dir: Path, err: Exception) -> WeightsUnavailableError:
+    # "models/my_hubert" is a hub id (org/name) unless that folder exists: say so, in case a folder was meant
+    folder = f" If {repo!r} is meant as a local folder: there is no folder {describe_local_path(repo)}." if "/" in repo else ""
     return WeightsUnavailableError(
         f"model {name!r}: cannot fetch {repo}@{revision} from {hf_endpoint() or 'https://huggingface.co'} "
         f"({type(err).__name__}: {err}), and it is not in the cache {cache_dir / HF_SUBDIR}. Run the "
-        "fetch_weights rule on a machine with internet access, or copy a filled model cache there."
+        f"fetch_weights rule on a machine with internet access, or copy a filled model cache there.{folder}"
     )
 
 
@@ -152,12 +160,27 @@ def _lock_matches(prior: dict | None, base: dict) -> bool:
     return bool(prior) and all(prior.get(k) == v for k, v in base.items())
 
 
-def _reuse_if_verified(prior: dict, cache_dir: Path) -> dict | None:
+def _reuse_if_verified(prior: dict, cache_dir: Path, from_pinned: bool = False) -> dict | None:
     try:
         verify_lock(prior, cache_dir)
     except WeightsUnavailableError:
         return None
+    except ValueError:
+        # A local folder has no commit to keep: when the rule re-runs (its lock gone, only the pinned
+        # copy left) after new weights were saved there, its files are checksummed anew.
+        if from_pinned and _is_local_folder(prior):
+            log.warning("model %r: the files of its local folder changed since %s was written; recording "
+                        "their new checksums", prior.get("name"), pinned_path(prior.get("name", "?"), cache_dir))
+            return None
+        raise
     return prior
+
+
+def _is_local_folder(ident: Mapping) -> bool:
+    """True for a lock (or identity) of a local transformers folder, or a random_init of one."""
+    if ident.get("source") == "random_init":
+        return _is_local_folder(ident.get("architecture") or {})
+    return ident.get("source") == "huggingface" and ident.get("revision", "main") is None
 
 
 def _relative(path: Path, cache_dir: Path) -> str:
@@ -225,8 +248,11 @@ def fetch_hf_repo(name: str, repo: str, revision: str, cache_dir: Path, prior: d
 def fetch_hf_folder(name: str, folder: str, cache_dir: Path, config_only: bool) -> dict:
     """Checksum a local transformers model folder (it is used in place, not copied)."""
     root = Path(os.path.expanduser(folder.removeprefix("file://"))).resolve()
+    if root.is_file():
+        raise NotADirectoryError(f"model {name!r}: {describe_local_path(folder)} is a file; give the folder "
+                                 "save_pretrained wrote (the one holding config.json)")
     if not root.is_dir():
-        raise FileNotFoundError(f"model {name!r}: local model folder {root} does not exist")
+        raise FileNotFoundError(f"model {name!r}: local model folder {describe_local_path(folder)} does not exist")
     listing = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
     files = choose_hf_files(listing, name, str(root), config_only)
     return {"commit": None, "snapshot": str(root), "files": {f: file_record(root / f, cache_dir) for f in files}}
@@ -352,7 +378,7 @@ def fetch_weights(name: str, mcfg: Mapping, cache_dir, models: Mapping | None = 
         prior = read_lock(name, cache_dir, pinned_path(name, cache_dir))
     if prior is not None and not _lock_matches(prior, ident):
         prior = None  # the config changed: fetch anew
-    if prior is not None and (reused := _reuse_if_verified(prior, cache_dir)) is not None:
+    if prior is not None and (reused := _reuse_if_verified(prior, cache_dir, from_pinned)) is not None:
         if from_pinned:
             write_json(lock_path(name, cache_dir), reused)
         if not pinned_path(name, cache_dir).exists():

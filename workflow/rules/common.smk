@@ -16,6 +16,12 @@ LOGS = "logs" if RESULTS == "results" else f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
 
 
+# Source files this workflow makes itself (the demo's labels): tracked by date like any output.
+MADE_BY_WORKFLOW = tuple(
+    f"{d['out']}/labels.csv" for d in [(config.get("demo") or {}).get("calls")] if d
+)
+
+
 def _enabled_datasets():
     names = []
     for name, dcfg in config["datasets"].items():
@@ -25,11 +31,16 @@ def _enabled_datasets():
         if not available:
             print(f"bioprobe: dataset '{name}' is left out of this run: {reason}", file=sys.stderr)
             continue
+        # a folder dataset's root: and labels: must exist: said now, naming the key, not as a missing input
+        bp_datasets.check_paths(name, dcfg, MADE_BY_WORKFLOW)
         names.append(name)
     return names
 
 
 DATASETS = _enabled_datasets()
+if not DATASETS:
+    print("bioprobe: no dataset of this config is enabled and available: nothing will be embedded or probed",
+          file=sys.stderr)
 # A model with `enabled: false` is left out of the run (it may still lend its architecture to a random_init).
 MODELS = [name for name, mcfg in config["models"].items() if mcfg.get("enabled", True)]
 PROBES = list(config["probes"])
@@ -125,12 +136,6 @@ def all_outputs():
 
 def prepare_inputs(wildcards):
     return bp_datasets.prepare_inputs(wildcards.dataset, dataset_cfg(wildcards), DATA_DIR)
-
-
-# Source files this workflow makes itself (the demo's labels): tracked by date like any output.
-MADE_BY_WORKFLOW = tuple(
-    f"{d['out']}/labels.csv" for d in [(config.get("demo") or {}).get("calls")] if d
-)
 
 
 def clips_inputs(wildcards):

@@ -1,7 +1,7 @@
 """Dataset types: where each dataset's files come from and how they become two tables.
 
 The Snakefile calls the cheap helpers here at parse time (:func:`needs_download`,
-:func:`dataset_is_available`, :func:`audio_root`, :func:`prepare_inputs`, :func:`clips_inputs`,
+:func:`dataset_is_available`, :func:`check_paths`, :func:`audio_root`, :func:`prepare_inputs`, :func:`clips_inputs`,
 :func:`download_settings`, :func:`clip_settings`, :func:`split_settings`), so importing this
 package loads neither pandas nor torch; each type's module imports them inside its functions.
 
@@ -59,6 +59,18 @@ def dataset_is_available(dcfg: dict) -> tuple[bool, str]:
     if not dcfg.get("enabled", True):
         return False, "disabled in the config (enabled: false)"
     return dataset_module(dcfg).is_available(dcfg)
+
+
+def check_paths(name: str, dcfg: dict, made_by_workflow: tuple[str, ...] = ()) -> None:
+    """Raise an error naming the config key when a local dataset's files are not where it says.
+
+    Cheap and offline: the Snakefile calls it for every dataset it runs, before any job, so a
+    wrong (or wrongly relative) ``root:`` or ``labels:`` stops the run at once. Files the
+    workflow makes itself (``made_by_workflow``, the demo's labels) are not checked.
+    """
+    check = getattr(dataset_module(dcfg), "check_paths", None)
+    if check is not None:
+        check(name, dcfg, made_by_workflow)
 
 
 def download(name: str, dcfg: dict, data_dir: str | os.PathLike, lock_file: str | os.PathLike | None = None) -> Path:

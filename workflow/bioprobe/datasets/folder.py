@@ -19,13 +19,15 @@ The CSV has columns ``path,label`` and optionally ``group,start,end``:
   ``split: {method: predefined}``.
 
 Rows keep the CSV's order. Problems of the CSV (unknown columns, empty labels, escaping or
-missing files, bad times) raise errors naming the CSV and its line numbers. The audio itself
+missing files, bad times, the same clip on two rows) raise errors naming the CSV and its line
+numbers; :func:`check_paths` checks ``root`` and ``labels`` when the workflow starts. The audio itself
 (unreadable, truncated, empty files, segments past the end of their file...) is judged by the
 audit step, file by file (:mod:`bioprobe.audit`, ``on_bad_audio``), not here.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 
 from .common import finish_manifest, is_blank, path_escapes
@@ -75,7 +77,8 @@ def clip_columns_digest(dcfg: dict) -> str | None:
     if not dcfg.get("labels") or not path.is_file():
         return None
     digest = hashlib.sha256()
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+    # utf-8-sig: a spreadsheet's byte-order mark must not hide the header's first column
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
         reader = csv.reader(fh, skipinitialspace=True)
         header = [c.strip() for c in next(reader, [])]
         columns = [header.index(c) if c in header else None for c in ("path", "start", "end")]
@@ -83,6 +86,31 @@ def clip_columns_digest(dcfg: dict) -> str | None:
             cells = [row[i].strip() if i is not None and i < len(row) else "" for i in columns]
             digest.update(("\x1f".join(cells) + "\n").encode())
     return digest.hexdigest()
+
+
+def _where(path: Path) -> str:
+    """``path`` as written, and for a relative one what it is relative to (the working directory)."""
+    if path.is_absolute():
+        return repr(str(path))
+    return f"{str(path)!r} (relative to the directory snakemake runs in, {os.getcwd()!r}: {str(path.absolute())!r})"
+
+
+def check_paths(name: str, dcfg: dict, made_by_workflow=()) -> None:
+    """Raise a clear error when ``root`` is not a folder or ``labels`` is not a file.
+
+    Cheap, for the Snakefile to call when it starts (before any job), so a wrong or relative path
+    is named with the config key and what it resolved to, rather than as a missing input file.
+    A labels file the workflow makes itself (``made_by_workflow``, the demo's) may be absent.
+    """
+    root, labels = _required(dcfg, "root"), _required(dcfg, "labels")
+    made = {os.path.normpath(str(p)) for p in made_by_workflow}
+    if os.path.normpath(str(dcfg["labels"])) in made:
+        return
+    if not labels.is_file():
+        what = "is a folder, not a CSV file" if labels.is_dir() else "does not exist"
+        raise FileNotFoundError(f"config key 'datasets.{name}.labels': the labels file {_where(labels)} {what}")
+    if not root.is_dir():
+        raise FileNotFoundError(f"config key 'datasets.{name}.root': the audio folder {_where(root)} is not a folder")
 
 
 def _lines(rows: list[int]) -> str:
@@ -102,6 +130,15 @@ def _seconds(value, csv_path: Path, line: int, column: str) -> float | None:
     return seconds
 
 
+def _duplicate_lines(rows: list[dict]) -> list[list[int]]:
+    """CSV line numbers of the rows naming the same clip (path, start, end), one list per clip."""
+    seen: dict[tuple, list[int]] = {}
+    for row in rows:
+        start = 0.0 if row["start"] is None and row["end"] is not None else row["start"]
+        seen.setdefault((row["path"], start, row["end"]), []).append(row["line"])
+    return [lines for lines in seen.values() if len(lines) > 1]
+
+
 def build_manifest(name: str, dcfg: dict, data_dir):
     """One row per CSV row, validated against the files below ``root``."""
     import pandas as pd
@@ -109,19 +146,28 @@ def build_manifest(name: str, dcfg: dict, data_dir):
     root = audio_root(name, dcfg, data_dir)
     csv_path = _required(dcfg, "labels")
     if not root.is_dir():
-        raise FileNotFoundError(f"folder dataset {name!r}: root {str(root)!r} is not a folder")
+        raise FileNotFoundError(f"folder dataset {name!r}: root {_where(root)} is not a folder")
     if not csv_path.is_file():
-        raise FileNotFoundError(f"folder dataset {name!r}: labels file {str(csv_path)!r} does not exist")
+        raise FileNotFoundError(f"folder dataset {name!r}: labels file {_where(csv_path)} does not exist")
     try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{csv_path}: not UTF-8 text ({err}); save it as CSV in UTF-8") from err
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise ValueError(f"{csv_path}: not a readable CSV ({err})") from err
     columns = [c.strip() for c in table.columns]
     table.columns = columns
     unknown = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if unknown:
+        hint = ""
+        separator = next((sep for sep in (";", "\t", "|") if len(columns) == 1 and sep in columns[0]), None)
+        if separator:
+            hint = f". The header looks separated by {separator!r}: the file must be comma-separated"
+        elif any(c.startswith("Unnamed: ") or not c for c in unknown):
+            hint = (". A column without a name: an index written by pandas (write with index=False) "
+                    "or empty columns left by a spreadsheet; remove it")
         raise ValueError(f"{csv_path}: unknown column(s) {unknown}; allowed: "
-                         f"{', '.join(REQUIRED_COLUMNS)} (required), {', '.join(OPTIONAL_COLUMNS)} (optional)")
+                         f"{', '.join(REQUIRED_COLUMNS)} (required), {', '.join(OPTIONAL_COLUMNS)} (optional){hint}")
     missing_cols = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing_cols:
         raise ValueError(f"{csv_path}: missing required column(s) {missing_cols}; found {columns}")
@@ -168,8 +214,16 @@ def build_manifest(name: str, dcfg: dict, data_dir):
         raise ValueError(f"{csv_path}: path leaves root {str(root)!r} (absolute, '..' or a link) on line(s) "
                          f"{_lines(escaping)}")
     if absent:
+        example = str(table.iloc[absent[0] - 2]["path"]).strip()
+        hint = " (paths are separated by '/', not '\\')" if "\\" in example else ""
         raise FileNotFoundError(f"{csv_path}: audio file missing below {str(root)!r} on line(s) {_lines(absent)}, "
-                                f"e.g. {table.iloc[absent[0] - 2]['path']!r}")
+                                f"e.g. {example!r}{hint}")
+    duplicates = _duplicate_lines(rows)
+    if duplicates:
+        shown = "; ".join(f"lines {', '.join(map(str, lines))}" for lines in duplicates[:MAX_LISTED])
+        more = f" (and {len(duplicates) - MAX_LISTED} more)" if len(duplicates) > MAX_LISTED else ""
+        raise ValueError(f"{csv_path}: the same clip (path, start and end) is listed more than once: {shown}{more}. "
+                         "A clip listed twice is counted twice and may land in train and test; keep one row per clip")
     df = pd.DataFrame(rows)
     extra = ("split",) if "split" in columns else ()
     return finish_manifest(df.drop(columns="line"), name, extra_columns=extra)

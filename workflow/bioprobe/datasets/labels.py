@@ -111,6 +111,27 @@ def retarget(df, target: str, name: str):
     return df
 
 
+def check_classes(assigned, df, target: str = "label") -> None:
+    """Raise :class:`~bioprobe.splits.SplitError` unless the split clips hold at least two classes.
+
+    With one class every probe scores 100% UAR whatever the layer: a result that means nothing,
+    so the run stops here, before any probe, saying what left a single class.
+    """
+    from ..splits import SplitError
+
+    classes = sorted(map(str, assigned["label"].unique()))
+    if len(classes) >= 2:
+        return
+    what = "label" if target == "label" else f"value of {target!r}"
+    excluded = df.loc[df["exclude"] != "", "exclude"].value_counts().sort_index()
+    why = ", ".join(f"{int(n)} by {reason}" for reason, n in excluded.items())
+    dropped = assigned.attrs.get("dropped_classes") or {}
+    found = f"only one {what}, {classes[0]!r}," if classes else f"no {what}"
+    raise SplitError(f"{found} among the {len(assigned)} clip(s) to split: a probe needs at least two classes"
+                     + (f" (clips excluded: {why})" if why else "")
+                     + (f" (classes dropped by drop_small_classes: {', '.join(map(repr, dropped))})" if dropped else ""))
+
+
 def study_count_check(expected: dict | None, attrs: dict) -> dict | None:
     """Compare the loader's counts (``attrs["study_counts"]``) with the study's (``expected``).
 
@@ -129,7 +150,7 @@ def build_split(name: str, dcfg: dict, df, split: dict, study_counts: dict | Non
     ``split`` is the effective split config, ``study_counts`` the type's published counts (or
     None); the clips are checked against ``clips_csv`` when given.
     """
-    from ..splits import assign_splits, leakage_report
+    from ..splits import SplitError, assign_splits, leakage_report
 
     attrs = dict(df.attrs)
     if clips_csv is not None:
@@ -138,8 +159,12 @@ def build_split(name: str, dcfg: dict, df, split: dict, study_counts: dict | Non
     df, small = exclude_small(df, int(dcfg.get("min_clips_per_class", 0) or 0))
     df = retarget(df, split.get("target", "label"), name)
     used = df[df["exclude"] == ""].drop(columns="exclude")
-    assigned = assign_splits(used, method=split["method"], ratios=split["ratios"], seed=split["seed"],
-                             drop_small_classes=split["drop_small_classes"], group_column=split["group_by"])
+    try:
+        assigned = assign_splits(used, method=split["method"], ratios=split["ratios"], seed=split["seed"],
+                                 drop_small_classes=split["drop_small_classes"], group_column=split["group_by"])
+        check_classes(assigned, df, split.get("target", "label"))
+    except SplitError as err:
+        raise SplitError(f"dataset {name!r}: {err}") from None
     out = df.drop(columns=[c for c in ("path", "start", "end", "split") if c in df.columns]).copy()
     out.insert(len(out.columns) - 1, "split", EXCLUDED)
     out.loc[assigned.index, "split"] = assigned["split"]
