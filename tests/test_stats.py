@@ -117,3 +117,15 @@ def test_run_comparisons_rejects_different_test_clips(tmp_path):
     with pytest.raises(ValueError, match="test clips differ"):
         stats.run_comparisons("d", {}, {("a", "mlp"): tmp_path / "a", ("b", "mlp"): tmp_path / "b"}, tmp_path / "c.csv")
     assert not (tmp_path / "c.csv").exists()
+
+
+def test_holm_keeps_input_order_and_caps_at_one():
+    # sorted 0.01, 0.03, 0.04 -> 3*0.01, 2*0.03, max(0.06, 1*0.04); mapped back to input order
+    np.testing.assert_allclose(stats.holm([0.04, 0.01, 0.03]), [0.06, 0.03, 0.06])
+    # 2*0.6 = 1.2 and 1*0.7 -> both capped at 1
+    np.testing.assert_allclose(stats.holm([0.7, 0.6]), [1.0, 1.0])
+
+
+def test_pairs_orient_fine_tuned_first_in_the_model_list():
+    cfg = {"w2v2_100h": {"base": "w2v2"}, "w2v2": {}}
+    assert stats.comparison_pairs(["w2v2_100h", "w2v2"], cfg) == [("finetuned_vs_base", "w2v2_100h", "w2v2")]
