@@ -355,3 +355,13 @@ def test_an_overlap_frame_belongs_to_the_chunk_in_whose_half_it_starts():
     spans = [(0, 3000), (1600, 4600)]
     assert owned_frames(spans, 0, 160) == (0, 15)
     assert owned_frames(spans, 1, 160) == (5, None)
+
+
+def test_batch_plans_at_the_chunk_length_and_under_a_small_sample_bound():
+    from bioprobe.batching import plan_masked_batches
+
+    # a clip of exactly chunk_samples is not chunked: it shares a bucket with a clip of like length
+    assert plan_masked_batches([1000, 900], 16, 10_000, 1000, 1.25) == [[0, 1]]
+    assert plan_masked_batches([1001, 900], 16, 10_000, 1000, 1.25) == [[0], [1]]
+    # a clip longer than max_batch_samples (but not than a chunk) still gets a batch of its own
+    assert plan_batches([600, 600, 600], batch_size=4, max_batch_samples=500, chunk_samples=10_000) == [[0], [1], [2]]

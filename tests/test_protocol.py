@@ -213,3 +213,8 @@ def test_resample_records_manifest_rows(tmp_path):
     with AudioReader(out) as reader:
         assert reader.clip_ids == ["x0", "x2", "x1"]  # grouped by file
         assert [reader.clip_ids[i] for i in reader.manifest_order()] == ["x0", "x1", "x2"]
+
+
+def test_a_study_batch_keeps_a_clip_of_exactly_the_chunk_length():
+    # only clips *longer* than a chunk leave their batch; 1000 == chunk_samples stays in it
+    assert plan_study_batches([1000, 200, 1001], [0, 1, 2], 3, chunk_samples=1000) == [[2], [0, 1]]
