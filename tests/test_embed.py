@@ -365,3 +365,14 @@ def test_batch_plans_at_the_chunk_length_and_under_a_small_sample_bound():
     assert plan_masked_batches([1001, 900], 16, 10_000, 1000, 1.25) == [[0], [1]]
     # a clip longer than max_batch_samples (but not than a chunk) still gets a batch of its own
     assert plan_batches([600, 600, 600], batch_size=4, max_batch_samples=500, chunk_samples=10_000) == [[0], [1], [2]]
+
+
+def test_standardised_quiet_and_silent_clips_follow_transformers():
+    """A quiet clip (variance far below the 1e-7 epsilon) and a silent one, against the feature
+    extractor's own zero_mean_unit_var_norm: no division by a near-zero or zero variance."""
+    from transformers import Wav2Vec2FeatureExtractor
+
+    quiet = (1e-4 * np.sin(np.arange(800) / 7)).astype(np.float32)
+    for wave in (quiet, np.zeros(800, np.float32)):
+        expected = Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm([wave], None)[0]
+        np.testing.assert_allclose(prepare_clip(wave, "c", 0, peak_normalize=False, standardize=True), expected, rtol=1e-5, atol=1e-6)
