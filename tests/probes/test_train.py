@@ -91,8 +91,9 @@ def test_training_restores_the_callers_denormal_setting(before):
 def test_early_stopping_and_lr_schedule_follow_their_reference_semantics():
     """Stop once validation UAR has not improved for ``patience`` epochs (Lightning's EarlyStopping,
     mode max); lower the LR as torch's ReduceLROnPlateau does on the validation loss."""
-    features, labels, split = synthetic(n=200)
-    cfg = resolve_probe_config("mlp", {"type": "mlp", "epochs": 12, "seeds": [3, 4], "patience": 3, "lr_patience": 1,
+    torch.set_num_threads(1)
+    features, labels, split = synthetic(n=160)
+    cfg = resolve_probe_config("mlp", {"type": "mlp", "epochs": 10, "seeds": [3, 4], "patience": 3, "lr_patience": 1,
                                        "lr_factor": 0.5})
     result = fit_probe(probe_data(features, labels, split, [0, 1, 2]), cfg)
     history = result.extra["history"]
