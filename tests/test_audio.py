@@ -172,3 +172,26 @@ def test_a_nan_next_to_a_clip_does_not_spread_into_it(tmp_path):
     resample_manifest(manifest, tmp_path, tmp_path / "o.h5", progress=False)
     with AudioReader(tmp_path / "o.h5") as r:
         assert np.isfinite(r.get("a")).all() and np.isfinite(r.get("b")).all()
+
+
+def test_segment_bounds_round_to_the_nearest_sample_and_stop_at_the_file_end():
+    from bioprobe.audio import segment_bounds
+
+    # 1.00004 s * 16 kHz = 16000.64 samples -> sample 16001 (nearest), not 16000 (truncated);
+    # 1.99997 s -> 31999.52 -> 32000
+    assert segment_bounds(32000, 16000, 1.00004, 1.99997, "f") == (16001, 32000)
+    # an end within the tolerance past the file is cut at the last sample
+    assert segment_bounds(16000, 16000, 0.5, 1.02, "f") == (8000, 16000)
+    # a segment starting exactly at the end of the file holds nothing: an error, not an empty clip
+    with pytest.raises(AudioError, match="f: segment starts at 1.000 s but the file lasts 1.000 s"):
+        segment_bounds(16000, 16000, 1.0, 1.02, "f")
+
+
+def test_non_finite_samples_are_located_across_blocks():
+    from bioprobe.audio import _nonfinite_to_zero
+
+    blocks = [np.ones((4, 2), np.float32), np.array([[1, 1], [np.nan, 1], [1, np.inf], [1, 1]], np.float32)]
+    bad = []
+    out = list(_nonfinite_to_zero(iter(blocks), bad))
+    assert bad == [(5, 7)]  # source frames 5 and 6 (the second block starts at frame 4)
+    np.testing.assert_array_equal(out[1], [[1, 1], [0, 1], [1, 0], [1, 1]])

@@ -156,3 +156,43 @@ def test_run_reads_architectures_through_locks_and_tables_gather(tmp_path):
     md = (tmp_path / "t.md").read_text()
     assert "| d | WavLM | 2 | 85.00 | 1 |" in md and "95% interval" in md and "±1 UAR point;" in md
     json.loads(json.dumps(table.to_dict()))  # plain values
+
+
+def test_an_interval_touching_delta_counts_as_equivalent():
+    # a misses every clip of class 0 that b gets right, and nothing else: in every resample (all
+    # classes present) UAR_a - UAR_b = -1/4 exactly, so the interval is [-0.25, -0.25]
+    y = balanced_truth(250)
+    b = y.copy()
+    a = wrong_on(y, np.flatnonzero(y == 0))
+    result = equivalence(y, a, b, delta=0.25, n_boot=200)
+    assert result["ci_low"] == result["ci_high"] == -0.25
+    assert result["equivalent"]
+
+
+def test_layers_are_compared_with_the_validation_best_not_the_test_best_or_last(tmp_path):
+    """Layer 1 is best on validation, layer 3 on test; layer 0 is tied with layer 1 on test."""
+    from sklearn.metrics import recall_score
+
+    rng = np.random.default_rng(3)
+    n_val, n_test, seeds = 400, 2000, [1, 2]
+    y = np.concatenate([balanced_truth(n_val // C), balanced_truth(n_test // C)])
+    y_val, y_test = y[:n_val], y[n_val:]
+    split = np.array(["val"] * n_val + ["test"] * n_test)
+    val_pred = [wrong_on(y_val, rng.choice(n_val, m, replace=False)) for m in (120, 20, 200, 60)]
+    layer1 = wrong_on(y_test, rng.choice(n_test, 300, replace=False))
+    test_pred = [wrong_on(layer1, rng.choice(np.flatnonzero(layer1 == y_test), 4, replace=False)), layer1,
+                 wrong_on(y_test, rng.choice(n_test, 900, replace=False)), wrong_on(y_test, rng.choice(n_test, 100, replace=False))]
+    one_hot = lambda pred: np.eye(C)[pred]  # noqa: E731
+    posteriors = {"val": np.stack([np.stack([one_hot(p) for p in val_pred])] * len(seeds)),
+                  "test": np.stack([np.stack([one_hot(p) for p in test_pred])] * len(seeds))}
+    data = ProbeData(features=np.zeros((y.size, 4, 1), np.float32), labels=y, split=split,
+                     clip_ids=[f"c{i}" for i in range(y.size)], classes=list("abcd"), layer_ids=[0, 1, 2, 3])
+    result = ProbeResult(layers=[0, 1, 2, 3], seeds=seeds, posteriors=posteriors,
+                         rows={"val": np.arange(n_val), "test": np.arange(n_val, y.size)}, epoch=np.ones((2, 4)))
+    write_probe_outputs(tmp_path, data, result, {"dataset": "d", "model": "m", "probe": "mlp"},
+                        resolve_probe_config("mlp", {"type": "mlp", "n_boot": 10}))
+    row = cheapest_row("d", "m", "mlp", tmp_path, resolve_cheapest_config({}), None)
+    assert row["best_layer"] == 1 and row["cheapest_layer"] == 0 and row["equivalent_layers"] == "0 1"
+    assert row["best_val_uar"] == pytest.approx(recall_score(y_val, val_pred[1], average="macro"))
+    assert row["best_test_uar"] == pytest.approx(recall_score(y_test, layer1, average="macro"))
+    assert row["cheapest_test_uar"] == pytest.approx(recall_score(y_test, test_pred[0], average="macro"))

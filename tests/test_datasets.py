@@ -438,3 +438,14 @@ def test_served_configs_for_workflow_tests(tmp_path):
     lock = json.loads((tmp_path / "lock.json").read_text())["files"]
     assert lock["watkins/watkins.zip"]["verified_against"].startswith("archive.org")
     assert lock["imv/InfantMarmosetsVox_twin_3.tar.gz"]["verified_against"] == "zenodo"
+
+
+def test_exclude_small_counts_used_clips_and_keeps_a_class_at_the_minimum():
+    from bioprobe.datasets.labels import exclude_small
+
+    # "a": 3 used clips (= minimum, kept); "b": 3 clips of which one is already excluded -> 2 used
+    df = pd.DataFrame({"label": ["a", "a", "a", "b", "b", "b", "c", "c", "c", "c"],
+                       "exclude": ["", "", "", "", "", "bad_audio", "", "", "", ""]})
+    out, reasons = exclude_small(df, 3)
+    assert reasons == {"b": "2 clip(s) < min_clips_per_class=3"}
+    assert out["exclude"].tolist() == ["", "", "", "min_clips_per_class", "min_clips_per_class", "bad_audio", "", "", "", ""]

@@ -316,3 +316,63 @@ def test_long_clips_are_read_span_by_span_and_checked(tiny, tmp_path):
     audio = write_audio(tmp_path / "bad.h5", clips)
     with pytest.raises(ValueError, match=r"clip 'clip00' in .*bad\.h5: audio contains NaN"):
         embed_dataset(audio, tmp_path / "bad_emb.h5", "logmel", tiny["logmel"], {"chunk_seconds": 1}, tmp_path, progress=False)
+
+
+def test_long_clip_std_follows_std_ddof(tiny, tmp_path):
+    audio = write_audio(tmp_path / "audio16k.h5", tone_clips([16000 * 3 + 500]))
+    feats, frames = {}, {}
+    for ddof in (0, 1):
+        out = tmp_path / f"ddof{ddof}.h5"
+        embed_dataset(audio, out, "logmel", tiny["logmel"], {"chunk_seconds": 1, "std_ddof": ddof}, tmp_path, progress=False)
+        feats[ddof], _, attrs = read_embeddings(out)
+        assert attrs["n_chunked"] == 1
+        frames[ddof] = attrs["n_frames"]
+    n, dim = frames[0], feats[0].shape[2] // 2
+    assert frames[1] == n > 100
+    np.testing.assert_allclose(feats[1][0, :, :dim], feats[0][0, :, :dim])
+    # unbiased / population variance = n / (n - 1)
+    np.testing.assert_allclose(feats[1][0, :, dim:] ** 2, feats[0][0, :, dim:] ** 2 * n / (n - 1), rtol=1e-4)
+
+
+def test_a_clip_shorter_than_the_encoder_needs_is_tiled_to_its_minimum(tiny, tmp_path):
+    from bioprobe.encoders import load_encoder
+
+    minimum = load_encoder("logmel", tiny["logmel"], tmp_path).min_input_samples
+    short = tone_clips([50])["clip00"]
+    assert minimum > 50
+    got, expected = tmp_path / "got.h5", tmp_path / "expected.h5"
+    embed_dataset(write_audio(tmp_path / "a.h5", {"c": short}), got, "logmel", tiny["logmel"], {"min_samples": 0}, tmp_path, progress=False)
+    tiled = np.resize(short, minimum)  # the same clip repeated up to the encoder's minimum
+    embed_dataset(write_audio(tmp_path / "b.h5", {"c": tiled}), expected, "logmel", tiny["logmel"], {"min_samples": 0}, tmp_path, progress=False)
+    feats, _, attrs = read_embeddings(got)
+    assert attrs["n_repeat_padded"] == 1 and attrs["min_samples_effective"] == minimum
+    np.testing.assert_allclose(feats, read_embeddings(expected)[0], rtol=1e-6, atol=1e-6)
+
+
+def test_an_overlap_frame_belongs_to_the_chunk_in_whose_half_it_starts():
+    # overlap [1600, 3000), middle 2300; hop 160: frame 14 starts at 2240 (< 2300, first chunk),
+    # frame 15 at 2400 (second chunk, whose first frame is 1600 / 160 = 10, so local frame 5)
+    spans = [(0, 3000), (1600, 4600)]
+    assert owned_frames(spans, 0, 160) == (0, 15)
+    assert owned_frames(spans, 1, 160) == (5, None)
+
+
+def test_batch_plans_at_the_chunk_length_and_under_a_small_sample_bound():
+    from bioprobe.batching import plan_masked_batches
+
+    # a clip of exactly chunk_samples is not chunked: it shares a bucket with a clip of like length
+    assert plan_masked_batches([1000, 900], 16, 10_000, 1000, 1.25) == [[0, 1]]
+    assert plan_masked_batches([1001, 900], 16, 10_000, 1000, 1.25) == [[0], [1]]
+    # a clip longer than max_batch_samples (but not than a chunk) still gets a batch of its own
+    assert plan_batches([600, 600, 600], batch_size=4, max_batch_samples=500, chunk_samples=10_000) == [[0], [1], [2]]
+
+
+def test_standardised_quiet_and_silent_clips_follow_transformers():
+    """A quiet clip (variance far below the 1e-7 epsilon) and a silent one, against the feature
+    extractor's own zero_mean_unit_var_norm: no division by a near-zero or zero variance."""
+    from transformers import Wav2Vec2FeatureExtractor
+
+    quiet = (1e-4 * np.sin(np.arange(800) / 7)).astype(np.float32)
+    for wave in (quiet, np.zeros(800, np.float32)):
+        expected = Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm([wave], None)[0]
+        np.testing.assert_allclose(prepare_clip(wave, "c", 0, peak_normalize=False, standardize=True), expected, rtol=1e-5, atol=1e-6)

@@ -103,3 +103,27 @@ def test_bad_fusion_config_is_named(two_models, tmp_path, fusion_cfg, probe_name
                           {"a": root / "a.h5", "b": root / "b.h5"}, {"a": dirs[("a", "knn")], "b": dirs[("b", "knn")]},
                           tmp_path / "out")
     assert not (tmp_path / "out" / "scores.csv").exists()
+
+
+def test_best_layers_report_their_mean_validation_uar(two_models):
+    root, labels, split, probes, dirs = two_models
+    chosen = fusion.choose_best_layers(["a", "b"], {"a": dirs[("a", "mlp")], "b": dirs[("b", "mlp")]})
+    for model in ("a", "b"):
+        scores = pd.read_csv(dirs[(model, "mlp")] / "scores.csv")
+        per_layer = scores[scores.split == "val"].groupby("layer").uar.mean()
+        assert chosen[model]["layer"] == per_layer.idxmax()
+        assert chosen[model]["val_uar_mean"] == pytest.approx(per_layer.max())
+
+
+def test_late_average_refuses_probe_jobs_with_different_seeds(two_models, tmp_path):
+    import shutil
+
+    root, labels, split, probes, dirs = two_models
+    other = tmp_path / "b_other_seeds"
+    shutil.copytree(dirs[("b", "mlp")], other)
+    with h5py.File(other / "predictions.h5", "r+") as h5:
+        h5["seeds"][...] = [1, 3]
+    probe_dirs = {"a": dirs[("a", "mlp")], "b": other}
+    chosen = fusion.choose_best_layers(["a", "b"], probe_dirs)
+    with pytest.raises(ValueError, match=r"seeds \[1, 3\] differ from the other models' \[1, 2\]"):
+        fusion.late_average_result(["a", "b"], chosen, probe_dirs, fusion.manifest_data(root / "manifest.csv"))

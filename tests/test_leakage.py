@@ -175,3 +175,14 @@ def test_config_checks_of_the_leakage_section():
         validate_config({**base, "datasets": {"calls": {**base["datasets"]["calls"], "splits": {"main": {"method": "random"}}}}})
     with pytest.raises(ConfigError, match="label"):
         validate_config({**base, "leakage": {"by": {"calls": ["label"]}}})
+
+
+def test_excluded_clips_count_in_neither_classes_nor_test_size_and_splits_take_the_main_seed():
+    grouped = split_frame(4, 20)
+    dropped = pd.DataFrame({"clip_id": [900, 901, 902], "label": ["rare", "rare", "c0"], "split": "excluded"})
+    specs = named_splits("d", {"type": "folder", "split": {"method": "random", "seed": 7}}, {"by": {"d": ["recording"]}})
+    assert specs["grouped_recording"]["seed"] == 7 and specs["nuisance_recording"]["seed"] == 7
+    frame = leakage_table({"dataset": "d", "model": "m", "probe": "mlp"}, (summary([0.9]), split_frame(4, 12), "m.csv"),
+                          {"grouped_recording": (summary([0.6]), pd.concat([grouped, dropped]), "g.csv")}, specs, "random")
+    row = frame[frame["split"] == "grouped_recording"].iloc[0]
+    assert row["n_classes"] == 4 and row["chance"] == pytest.approx(0.25) and row["n_test"] == 20

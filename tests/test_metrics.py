@@ -68,3 +68,25 @@ def test_confusion_counts_matches_sklearn():
 def test_bad_input_is_named(y_true, y_pred, message):
     with pytest.raises(ValueError, match=message):
         metrics.uar(np.asarray(y_true), np.asarray(y_pred))
+
+
+def test_bootstrap_indices_draw_every_clip_uniformly_and_follow_the_seed():
+    idx = metrics.bootstrap_indices(4, 2000, seed=0)
+    assert idx.shape == (2000, 4)
+    counts = np.bincount(idx.ravel(), minlength=5)
+    # 8000 draws over 4 clips: 2000 each, standard deviation ~39; no index outside 0..3
+    assert counts[4] == 0 and counts[:4].min() > 1800 and counts[:4].max() < 2200
+    assert not np.array_equal(metrics.bootstrap_indices(50, 10, seed=1), metrics.bootstrap_indices(50, 10, seed=2))
+
+
+def test_bootstrap_ci_uses_its_seed_and_the_two_sided_percentiles():
+    rng = np.random.default_rng(5)
+    y_true = rng.integers(0, 3, 60)
+    y_pred = np.where(rng.random(60) < 0.6, y_true, rng.integers(0, 3, 60))
+    intervals = []
+    for seed in (7, 8):
+        samples = [sklearn_uar(y_true[i], y_pred[i]) for i in np.random.default_rng(seed).integers(0, 60, size=(200, 60))]
+        expected = (np.quantile(samples, 0.025), np.quantile(samples, 0.975))
+        intervals.append(metrics.bootstrap_uar_ci(y_true, y_pred, n_boot=200, seed=seed))
+        assert intervals[-1] == pytest.approx(expected, abs=1e-12)
+    assert intervals[0] != intervals[1]

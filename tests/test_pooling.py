@@ -87,3 +87,24 @@ def test_shape_mismatch_between_chunks_is_an_error():
     acc.update(np.zeros((2, 4, 3)))
     with pytest.raises(ValueError, match="shape"):
         acc.update(np.zeros((2, 4, 5)))
+
+
+def test_masked_batch_moments_pool_only_each_clips_real_frames():
+    import torch
+
+    from bioprobe.pooling import masked_batch_moments
+
+    rng = np.random.default_rng(9)
+    frames = rng.normal(size=(2, 3, 5, 4))  # [L, B, T, D]
+    n_frames = [5, 2, 1]
+    for j, n in enumerate(n_frames):
+        frames[:, j, n:, :] = 1e3  # padding that would show in any statistic touching it
+    counts, mean, m2 = masked_batch_moments(torch.tensor(frames, dtype=torch.float32), n_frames)
+    assert counts.tolist() == n_frames
+    for j, n in enumerate(n_frames):
+        real = frames[:, j, :n, :]
+        np.testing.assert_allclose(mean[j], real.mean(axis=1), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(m2[j], ((real - real.mean(axis=1, keepdims=True)) ** 2).sum(axis=1), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(finalize_mean_std(n, mean[j], m2[j], 1),
+                                   np.concatenate([real.mean(axis=1), real.std(axis=1, ddof=1) if n > 1 else np.zeros((2, 4))], axis=-1),
+                                   rtol=1e-4, atol=1e-4)

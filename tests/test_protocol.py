@@ -213,3 +213,23 @@ def test_resample_records_manifest_rows(tmp_path):
     with AudioReader(out) as reader:
         assert reader.clip_ids == ["x0", "x2", "x1"]  # grouped by file
         assert [reader.clip_ids[i] for i in reader.manifest_order()] == ["x0", "x1", "x2"]
+
+
+def test_a_study_batch_keeps_a_clip_of_exactly_the_chunk_length():
+    # only clips *longer* than a chunk leave their batch; 1000 == chunk_samples stays in it
+    assert plan_study_batches([1000, 200, 1001], [0, 1, 2], 3, chunk_samples=1000) == [[2], [0, 1]]
+
+
+def test_manifest_order_survives_files_interleaved_in_the_manifest(tmp_path):
+    from bioprobe.audio import resample_manifest
+
+    rng = np.random.default_rng(1)
+    for name in ("a", "b"):
+        sf.write(tmp_path / f"{name}.wav", rng.standard_normal(16000).astype(np.float32) * 0.1, 16000)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("clip_id,path,start,end\nx0,a.wav,0,0.2\nx1,b.wav,0,0.2\nx2,b.wav,0.3,0.5\nx3,a.wav,0.3,0.5\n")
+    out = tmp_path / "audio16k.h5"
+    resample_manifest(manifest, tmp_path, out, progress=False)
+    with AudioReader(out) as reader:
+        assert reader.clip_ids == ["x0", "x3", "x1", "x2"]  # grouped by file, files in order of first appearance
+        assert [reader.clip_ids[i] for i in reader.manifest_order()] == ["x0", "x1", "x2", "x3"]

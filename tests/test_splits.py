@@ -174,3 +174,34 @@ def test_grouped_split_reaches_a_small_test_split_with_few_groups():
     per_group = out.groupby("ind")["split"].first()
     assert sorted(per_group.value_counts().to_dict().items()) == [("test", 1), ("train", 2), ("val", 1)]
     assert out.groupby("ind")["split"].nunique().max() == 1
+
+
+def test_a_class_of_exactly_one_clip_or_group_per_split_is_kept():
+    # 3 clips (stratified) or 3 groups (grouped) can fill train, val and test: not "too small"
+    df = manifest(n_per_class=(30, 30, 3))
+    out = assign_splits(df, method="stratified", seed=3)
+    assert sorted(out.loc[out["label"] == "class2", "split"]) == ["test", "train", "val"]
+    assert out.attrs["dropped_classes"] == {}
+    three = pd.DataFrame({"label": ["a"] * 6 + ["b"] * 4, "group": ["g1", "g1", "g2", "g2", "g3", "g3", "h1", "h1", "h2", "h2"]})
+    assert splits.small_classes(three, "grouped", (0.7, 0.2, 0.1)) == {"b": "2 group value(s), needs at least 3"}
+    assert splits.small_classes(three, "stratified", (0.7, 0.2, 0.1)) == {}
+
+
+def test_grouped_split_refuses_empty_group_values():
+    df = manifest()
+    df.loc[5, "group"] = ""
+    with pytest.raises(SplitError, match=r"column 'group' is empty in rows \[5\]"):
+        assign_splits(df, method="grouped")
+    df.loc[5, "group"] = None
+    with pytest.raises(SplitError, match=r"column 'group' is empty in rows \[5\]"):
+        assign_splits(df, method="grouped")
+
+
+def test_leakage_fraction_is_over_test_clips():
+    # 4 test clips, 1 of them (g1) shares its group with a train clip -> 1/4, not 1/7 of all clips
+    df = pd.DataFrame({"label": ["x"] * 7, "group": ["g1", "g2", "g3", "g1", "g4", "g5", "g6"],
+                       "split": ["train", "train", "val", "test", "test", "test", "test"]})
+    group = leakage_report(df)["ids"]["group"]
+    assert group["test_clips_sharing_with_train"] == 1
+    assert group["fraction_test_clips_sharing_with_train"] == 0.25
+    assert group["fraction_crossing_splits"] == round(1 / 6, 6)

@@ -117,3 +117,55 @@ def test_run_comparisons_rejects_different_test_clips(tmp_path):
     with pytest.raises(ValueError, match="test clips differ"):
         stats.run_comparisons("d", {}, {("a", "mlp"): tmp_path / "a", ("b", "mlp"): tmp_path / "b"}, tmp_path / "c.csv")
     assert not (tmp_path / "c.csv").exists()
+
+
+def test_holm_keeps_input_order_and_caps_at_one():
+    # sorted 0.01, 0.03, 0.04 -> 3*0.01, 2*0.03, max(0.06, 1*0.04); mapped back to input order
+    np.testing.assert_allclose(stats.holm([0.04, 0.01, 0.03]), [0.06, 0.03, 0.06])
+    # 2*0.6 = 1.2 and 1*0.7 -> both capped at 1
+    np.testing.assert_allclose(stats.holm([0.7, 0.6]), [1.0, 1.0])
+
+
+def test_pairs_orient_fine_tuned_first_in_the_model_list():
+    cfg = {"w2v2_100h": {"base": "w2v2"}, "w2v2": {}}
+    assert stats.comparison_pairs(["w2v2_100h", "w2v2"], cfg) == [("finetuned_vs_base", "w2v2_100h", "w2v2")]
+
+
+def write_seeded_probe(out_dir, model, y_test, test_by_seed, n_classes=3):
+    """A one-layer probe job folder whose test predictions per seed are given (val all correct)."""
+    n = y_test.shape[0]
+    labels = np.concatenate([y_test, np.arange(n_classes)])
+    split = np.array(["test"] * n + ["val"] * n_classes)
+    data = ProbeData(np.zeros((labels.shape[0], 1, 1), np.float32), labels, split, [f"c{i}" for i in range(labels.shape[0])],
+                     [f"k{c}" for c in range(n_classes)], [0])
+    eye = np.eye(n_classes, dtype=np.float32)
+    seeds = list(range(len(test_by_seed)))
+    posteriors = {"test": np.stack([eye[p][None] for p in test_by_seed]),
+                  "val": np.stack([eye[np.arange(n_classes)][None]] * len(seeds))}
+    result = ProbeResult([0], seeds, posteriors, {"test": np.arange(n), "val": np.arange(n, n + n_classes), "train": np.arange(0)},
+                         np.ones((len(seeds), 1)))
+    write_probe_outputs(out_dir, data, result, {"dataset": "d", "model": model, "probe": "p"},
+                        resolve_probe_config("p", {"type": "mlp", "n_boot": 10}))
+
+
+def test_run_comparisons_averages_seeds_and_corrects_within_each_probe(tmp_path):
+    from sklearn.metrics import recall_score
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 300)
+    preds = {(m, p): [noisy_predictions(y, acc, rng, 3) for acc in accs]
+             for (m, p), accs in {("a", "mlp"): (0.9, 0.6), ("b", "mlp"): (0.4, 0.5),
+                                  ("a", "knn"): (0.8, 0.85), ("b", "knn"): (0.5, 0.45)}.items()}
+    dirs = {}
+    for (model, probe), by_seed in preds.items():
+        dirs[(model, probe)] = tmp_path / model / probe
+        write_seeded_probe(dirs[(model, probe)], model, y, by_seed)
+    out = tmp_path / "comparisons.csv"
+    stats.run_comparisons("d", {}, dirs, out, n_boot=200)
+    table = pd.read_csv(out).set_index("probe")
+    for probe in ("mlp", "knn"):
+        row = table.loc[probe]
+        seed_mean = {m: np.mean([recall_score(y, p, average="macro") for p in preds[(m, probe)]]) for m in ("a", "b")}
+        assert row.uar_a == pytest.approx(seed_mean["a"]) and row.uar_b == pytest.approx(seed_mean["b"])
+        # one comparison per probe: Holm over a family of one leaves the p-value as it is
+        assert row.p_value == pytest.approx(1 / 201) and row.p_holm == row.p_value

@@ -125,3 +125,32 @@ def test_the_probe_seeds_and_ci_settings_are_not_used():
     rows = [fit_label_efficiency(probe_data(features, labels, split, [1]), resolve_probe_config("m", e), le)
             for e in (entry, used_probe_settings(entry))]
     assert rows[0] == rows[1]
+
+
+def test_each_row_equals_its_draw_and_layer_trained_alone_on_train_zscored_features():
+    """Reference: z-score with train-split statistics (numpy), train the draw's probe of one layer
+    alone with its own seed on its own rows, and score the whole test split with scikit-learn."""
+    import warnings
+
+    from sklearn.metrics import recall_score
+
+    torch.set_num_threads(1)
+    features, labels, split = synthetic(n=240)
+    cfg = resolve_probe_config("mlp", {"type": "mlp", "epochs": 4})
+    le = resolve_label_efficiency_config({"k": [4], "draws": 2, "seed": 3})
+    rows = fit_label_efficiency(probe_data(features, labels, split, [0, 1, 2]), cfg, le)
+    train = split == "train"
+    mean, std = features[train].astype(np.float64).mean(0), features[train].astype(np.float64).std(0)
+    z = torch.from_numpy(((features - mean) / np.where(std == 0, 1, std)).astype(np.float32))
+    test = np.flatnonzero(split == "test")
+    for row in rows:
+        tr, va = draw_rows(labels, split, 4, row["draw"], seed=3)
+        model, alone = train_stacked(z, torch.from_numpy(labels), torch.from_numpy(tr), torch.from_numpy(va),
+                                     torch.tensor([row["layer"]]), [group_seed(draw_seed(3, row["draw"]), row["layer"])], cfg, 4)
+        pred = predict_logits(model, alone.tensors, z, torch.from_numpy(test), torch.tensor([row["layer"]]), False).argmax(-1)[0]
+        val_pred = predict_logits(model, alone.tensors, z, torch.from_numpy(va), torch.tensor([row["layer"]]), False).argmax(-1)[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert row["uar"] == pytest.approx(recall_score(labels[test], pred.numpy(), average="macro")), row
+            assert row["val_uar"] == pytest.approx(recall_score(labels[va], val_pred.numpy(), average="macro")), row
+        assert row["epoch"] == alone.epoch[0] and row["n_train"] == tr.size and row["n_val"] == va.size

@@ -86,3 +86,55 @@ def test_training_restores_the_callers_denormal_setting(before):
         assert denormals_flushed() is before  # and the caller's setting is back afterwards
     finally:
         torch.set_flush_denormal(False)
+
+
+def test_early_stopping_and_lr_schedule_follow_their_reference_semantics():
+    """Stop once validation UAR has not improved for ``patience`` epochs (Lightning's EarlyStopping,
+    mode max); lower the LR as torch's ReduceLROnPlateau does on the validation loss."""
+    torch.set_num_threads(1)
+    features, labels, split = synthetic(n=160)
+    cfg = resolve_probe_config("mlp", {"type": "mlp", "epochs": 10, "seeds": [3, 4], "patience": 3, "lr_patience": 1,
+                                       "lr_factor": 0.5})
+    result = fit_probe(probe_data(features, labels, split, [0, 1, 2]), cfg)
+    history = result.extra["history"]
+    epochs_run = result.extra["epochs_run"].reshape(-1)
+    assert epochs_run.min() < cfg["epochs"]  # some group stopped early
+    for g in range(history["val_uar"].shape[1]):
+        uar = history["val_uar"][:, g]
+        best, wait, stop = -np.inf, 0, cfg["epochs"]
+        for epoch, value in enumerate(uar[: epochs_run[g]]):
+            if value > best:
+                best, wait = value, 0
+            else:
+                wait += 1
+            if wait >= cfg["patience"]:
+                stop = epoch + 1
+                break
+        assert epochs_run[g] == stop, g
+        assert np.isnan(uar[stop:]).all()
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg["lr"])
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=cfg["lr_factor"],
+                                                               patience=cfg["lr_patience"])
+        for epoch in range(stop):
+            assert history["lr"][epoch, g] == pytest.approx(optimizer.param_groups[0]["lr"]), (g, epoch)
+            scheduler.step(history["val_loss"][epoch, g])
+    assert np.nanmin(history["lr"]) < cfg["lr"]  # the schedule acted
+
+
+def test_uar_per_group_equals_sklearn_macro_recall():
+    import warnings
+
+    from sklearn.metrics import recall_score
+
+    from bioprobe.probes.train import uar_per_group
+
+    rng = np.random.default_rng(4)
+    y_true = rng.integers(0, 4, (5, 30))
+    y_true[:, 0] = 0
+    y_pred = np.where(rng.random((5, 30)) < 0.5, y_true, rng.integers(0, 5, (5, 30)))  # class 4 never true
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected_own = [recall_score(y_true[g], y_pred[g], average="macro") for g in range(5)]
+        expected_shared = [recall_score(y_true[0], y_pred[g], average="macro") for g in range(5)]
+    np.testing.assert_allclose(uar_per_group(y_true, y_pred, 5), expected_own, atol=1e-12)
+    np.testing.assert_allclose(uar_per_group(y_true[0], y_pred, 5), expected_shared, atol=1e-12)
