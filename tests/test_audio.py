@@ -188,10 +188,10 @@ def test_segment_bounds_round_to_the_nearest_sample_and_stop_at_the_file_end():
 
 
 def test_non_finite_samples_are_located_across_blocks():
-    from bioprobe.audio import _nonfinite_to_zero
+    from bioprobe.audio import nonfinite_to_zero
 
     blocks = [np.ones((4, 2), np.float32), np.array([[1, 1], [np.nan, 1], [1, np.inf], [1, 1]], np.float32)]
     bad = []
-    out = list(_nonfinite_to_zero(iter(blocks), bad))
+    out = list(nonfinite_to_zero(iter(blocks), bad))
     assert bad == [(5, 7)]  # source frames 5 and 6 (the second block starts at frame 4)
     np.testing.assert_array_equal(out[1], [[1, 1], [0, 1], [1, 0], [1, 1]])

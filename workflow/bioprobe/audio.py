@@ -242,7 +242,7 @@ class _Resampled:
             self._spool.close()
 
 
-def _nonfinite_to_zero(blocks, bad: list[tuple[int, int]]) -> Iterator[np.ndarray]:
+def nonfinite_to_zero(blocks, bad: list[tuple[int, int]]) -> Iterator[np.ndarray]:
     """Pass blocks on with NaN/Inf set to 0, recording the source frames that held them in ``bad``.
 
     A non-finite sample would spread through the resampling filter into neighbouring clips; the
@@ -313,7 +313,7 @@ def resample_manifest(manifest_csv, audio_root, out_h5, sample_rate: int = 16000
                     start, end = (row["start"], row["end"]) if has_times else ("", "")
                     spans[i] = (where, segment_bounds(n_frames, sr, start, end, where), start, end)
                 bad: list[tuple[int, int]] = []
-                blocks = resampled_blocks(_nonfinite_to_zero(iter_blocks(snd, path), bad), sr, sample_rate, resampler)
+                blocks = resampled_blocks(nonfinite_to_zero(iter_blocks(snd, path), bad), sr, sample_rate, resampler)
                 audio = _Resampled(blocks, n_frames * sample_rate // sr + 1, out_h5_dir(out_h5))
             try:
                 for i in rows:
