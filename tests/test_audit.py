@@ -216,3 +216,17 @@ def test_one_warning_per_clip_the_first_that_applies(tmp_path):
     left = tone(16000, 0.5, amp=1e-4)[:, 0]
     result = _audit_one(tmp_path, np.stack([left, -left], axis=1), 16000)  # near-silent and cancelling
     assert [w["warning"].split(":")[0] for w in result.warnings] == ["near-silent"]
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "AIFF", "AU", "W64", "RF64"])
+def test_truncated_files_of_every_sized_format_are_rejected(tmp_path, fmt):
+    # libsndfile opens these with the frames that are left; only its header log tells the file was cut
+    for name, keep in (("whole", 1.0), ("cut", 0.5)):
+        sf.write(tmp_path / f"{name}.snd", tone(16000, 1.0, channels=2), 16000, format=fmt, subtype="PCM_16")
+        data = (tmp_path / f"{name}.snd").read_bytes()
+        (tmp_path / f"{name}.snd").write_bytes(data[: int(len(data) * keep)])
+    clips = pd.DataFrame({"clip_id": ["whole", "cut"], "path": ["whole.snd", "cut.snd"]})
+    result = audit_clips(clips, tmp_path)
+    assert list(result.accepted["clip_id"]) == ["whole"] and result.warnings == []
+    assert [r["clip_id"] for r in result.rejected] == ["cut"]
+    assert result.rejected[0]["reason"].startswith("truncated: the header declares ")
