@@ -230,3 +230,11 @@ def test_truncated_files_of_every_sized_format_are_rejected(tmp_path, fmt):
     assert list(result.accepted["clip_id"]) == ["whole"] and result.warnings == []
     assert [r["clip_id"] for r in result.rejected] == ["cut"]
     assert result.rejected[0]["reason"].startswith("truncated: the header declares ")
+
+
+def test_a_bad_file_is_named_once_with_each_reason_once(tmp_path):
+    sf.write(tmp_path / "ok.wav", tone(16000, 0.5), 16000)
+    clips = pd.DataFrame({"clip_id": ["a", "b", "c"], "path": ["gone.wav", "gone.wav", "ok.wav"]})
+    result = audit_clips(clips, tmp_path)
+    assert result.bad_files() == {"gone.wav": ["missing: no such file"]}
+    assert failure_message(result, "d").count("gone.wav") == 1

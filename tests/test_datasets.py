@@ -503,3 +503,12 @@ def test_folder_empty_segment_and_same_clip_written_two_ways(tmp_path, content, 
     csv.write_text(content)
     with pytest.raises(ValueError, match=match):
         datasets.build_manifest("m", folder_cfg(tmp_path / "root", csv), "unused")
+
+
+def test_label_map_keeps_the_first_exclusion_reason():
+    from bioprobe.datasets.labels import apply_label_map
+
+    df = pd.DataFrame({"label": ["S", "S", "1", "L-A"], "exclude": ["drop_codes", "", "", ""]})
+    out = apply_label_map(df, {"S": None, 1: "one"})  # YAML reads the label 1 as a number
+    assert out["exclude"].tolist() == ["drop_codes", "label_map", "", ""]
+    assert out["label"].tolist() == ["S", "S", "one", "L-A"]

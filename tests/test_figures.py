@@ -401,3 +401,22 @@ def test_published_prefers_the_fusion_key_and_the_dataset_name(tmp_path):
                           {"imv": "imv", "imv_twins": "imv"})
     # a fusion's own row before the study's "fusion" row; the dataset's own row before its type's
     assert got.tolist() == [70.0, 62.48, 50.0, 70.0]
+
+
+def test_comparison_row_missing_a_dataset_keeps_its_columns():
+    best = pd.DataFrame({"dataset": ["d1", "d2", "d2"], "model": ["a", "a", "b"], "label": ["A", "A", "B"], "group": "PT",
+                         "probe": "mlp", "best_layer": 1, "test_uar": [0.6, 0.7, 0.8], "test_ci_low": np.nan,
+                         "test_ci_high": np.nan, "published_uar": [65.0, np.nan, np.nan]})
+    md = comparison_markdown(comparison_frame(best), ["d1", "d2"])
+    lines = [line for line in md.splitlines() if line.startswith("| ")]
+    assert lines[0] == "| Group | Model | d1 | published | Δ | d2 |"
+    assert lines[2] == "| PT | B |  |  |  | **80.0** (1) |"  # no d1 result: three empty cells, d2 under d2
+    tex = comparison_latex(comparison_frame(best), ["d1", "d2"])
+    assert "PT & B &  &  &  & \\textbf{80.0} (1) \\\\" in tex
+
+
+def test_leakage_panels_are_model_families_in_config_order():
+    from bioprobe.figures.leakage import _families
+
+    models = {"a": {"group": "PT"}, "c": {}, "b": {"group": "PT"}, "unused": {"group": "FT"}}
+    assert _families(models, ["x", "b", "c", "a"]) == [("PT", ["a", "b"]), ("c", ["c"]), ("x", ["x"])]

@@ -42,6 +42,7 @@ def test_write_tables_with_published_numbers(tmp_path):
         tmp_path / "best.csv", tmp_path / "best.md", tmp_path / "all.csv",
     )
     assert set(best["label"]) == {"HuBERT", "Fusion (concat_best)"}
+    assert best.set_index("model")["group"].to_dict() == {"hubert": "PT", "concat_best": "fusion"}
     assert best.set_index("model").loc["hubert", "published_uar"] == pytest.approx(64.35)
     assert best.set_index("model").loc["concat_best", "published_uar"] == pytest.approx(62.48)
     md = (tmp_path / "best.md").read_text()
