@@ -409,10 +409,3 @@ def test_comparison_row_missing_a_dataset_keeps_its_columns():
     assert lines[2] == "| PT | B |  |  |  | **80.0** (1) |"  # no d1 result: three empty cells, d2 under d2
     tex = comparison_latex(comparison_frame(best), ["d1", "d2"])
     assert "PT & B &  &  &  & \\textbf{80.0} (1) \\\\" in tex
-
-
-def test_leakage_panels_are_model_families_in_config_order():
-    from bioprobe.figures.leakage import _families
-
-    models = {"a": {"group": "PT"}, "c": {}, "b": {"group": "PT"}, "unused": {"group": "FT"}}
-    assert _families(models, ["x", "b", "c", "a"]) == [("PT", ["a", "b"]), ("c", ["c"]), ("x", ["x"])]
