@@ -167,3 +167,74 @@ def test_the_audit_predicts_the_resampled_length_of_each_clip(tmp_path, sr):
         if warning["warning"].startswith("shorter"):
             assert f" {got[warning['clip_id']]} samples at 16000 Hz" in warning["warning"]
     assert set(got) | rejected == set(clips["clip_id"]) and all(v > 0 for v in got.values())
+
+
+# --- mutation pass 2 ---------------------------------------------------------------------------
+
+
+def _audit_one(tmp_path, wave, sr, sample_rate=16000, block_frames=1 << 16, **kw):
+    sf.write(tmp_path / "x.wav", wave, sr, subtype="FLOAT", **kw)
+    clips = pd.DataFrame({"clip_id": ["x"], "path": ["x.wav"]})
+    return audit_clips(clips, tmp_path, sample_rate=sample_rate, block_frames=block_frames)
+
+
+def test_non_finite_counts_frames_not_samples(tmp_path):
+    rec = tone(16000, 1.0, channels=2)
+    rec[100:110, :] = np.nan  # 10 frames, 20 samples
+    rec[200:205, 1] = np.inf  # 5 more frames, one channel
+    result = _audit_one(tmp_path, rec, 16000)
+    assert result.rejected[0]["reason"].startswith("non-finite: 15 of 16000 frames")
+
+
+def test_slow_variation_is_not_dc_whatever_the_block_size(tmp_path):
+    # 0.25 + 0.05 sin(2 pi t): an AC rms of 0.035 (-29 dBFS), but within 100 frames it barely moves
+    t = np.arange(16000) / 16000
+    wave = (0.25 + 0.05 * np.sin(2 * np.pi * t)).astype(np.float32)[:, None]
+    for block in (100, 4096, 1 << 16):
+        assert _audit_one(tmp_path, wave, 16000, block_frames=block).warnings == [], block
+
+
+def test_negative_only_audio_is_not_silent(tmp_path):
+    wave = (-0.5 * np.abs(np.sin(2 * np.pi * 440 * np.arange(8000) / 16000))).astype(np.float32)[:, None]
+    result = _audit_one(tmp_path, wave, 16000)
+    assert result.rejected == [] and result.warnings == []
+
+
+def test_receptive_field_is_400_samples_at_16k_and_scales_with_the_rate(tmp_path):
+    def warned(n, sample_rate):
+        result = _audit_one(tmp_path, tone(sample_rate, n / sample_rate), sample_rate, sample_rate=sample_rate)
+        return [w["warning"] for w in result.warnings]
+
+    assert warned(400, 16000) == []  # exactly one frame of the model: enough
+    assert warned(399, 16000) == ["shorter than the receptive field: 399 samples at 16000 Hz, a model frame is 400; "
+                                  "repeat-padded to embed.min_samples"]
+    assert warned(200, 8000) == []  # 25 ms at 8 kHz
+    assert warned(199, 8000)[0].startswith("shorter than the receptive field: 199 samples at 8000 Hz, a model frame is 200")
+
+
+def test_one_warning_per_clip_the_first_that_applies(tmp_path):
+    left = tone(16000, 0.5, amp=1e-4)[:, 0]
+    result = _audit_one(tmp_path, np.stack([left, -left], axis=1), 16000)  # near-silent and cancelling
+    assert [w["warning"].split(":")[0] for w in result.warnings] == ["near-silent"]
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "AIFF", "AU", "W64", "RF64"])
+def test_truncated_files_of_every_sized_format_are_rejected(tmp_path, fmt):
+    # libsndfile opens these with the frames that are left; only its header log tells the file was cut
+    for name, keep in (("whole", 1.0), ("cut", 0.5)):
+        sf.write(tmp_path / f"{name}.snd", tone(16000, 1.0, channels=2), 16000, format=fmt, subtype="PCM_16")
+        data = (tmp_path / f"{name}.snd").read_bytes()
+        (tmp_path / f"{name}.snd").write_bytes(data[: int(len(data) * keep)])
+    clips = pd.DataFrame({"clip_id": ["whole", "cut"], "path": ["whole.snd", "cut.snd"]})
+    result = audit_clips(clips, tmp_path)
+    assert list(result.accepted["clip_id"]) == ["whole"] and result.warnings == []
+    assert [r["clip_id"] for r in result.rejected] == ["cut"]
+    assert result.rejected[0]["reason"].startswith("truncated: the header declares ")
+
+
+def test_a_bad_file_is_named_once_with_each_reason_once(tmp_path):
+    sf.write(tmp_path / "ok.wav", tone(16000, 0.5), 16000)
+    clips = pd.DataFrame({"clip_id": ["a", "b", "c"], "path": ["gone.wav", "gone.wav", "ok.wav"]})
+    result = audit_clips(clips, tmp_path)
+    assert result.bad_files() == {"gone.wav": ["missing: no such file"]}
+    assert failure_message(result, "d").count("gone.wav") == 1

@@ -94,6 +94,19 @@ def test_compute_count_is_monotone_and_the_same_for_both_formats():
         compute_fraction(base, 13)
 
 
+
+def test_compute_count_of_a_tiny_encoder_by_hand():
+    """The module's per-frame counts (2 ops per multiply-add), summed by hand for 10 samples."""
+    arch = {"conv": [(4, 3, 2), (6, 2, 2)], "dim": 8, "ffn_dim": 16, "n_blocks": 2, "pos_conv_kernel": 4,
+            "pos_conv_groups": 2}
+    # conv 1: (10 - 3) // 2 + 1 = 4 outputs x 2*3*1*4; conv 2: (4 - 2) // 2 + 1 = 2 frames x 2*2*4*6
+    convs = 4 * 24 + 2 * 96
+    projection, positional = 2 * (2 * 6 * 8), 2 * (2 * 4 * 8 * 8 / 2)
+    block = 2 * (8 * 8 * 8 + 4 * 2 * 8 + 4 * 8 * 16)  # Q, K, V, out; scores and weighted sum over T = 2; FFN
+    assert encoder_flops(arch, 10 / 16000) == (convs + projection + positional, block, 2)
+    front = convs + projection + positional
+    assert compute_fraction(arch, 1, 10 / 16000) == pytest.approx((front + block) / (front + 2 * block))
+
 def _constructed_probe_dir(root):
     """A probe folder whose layers are: 0 clearly worse, 1 tied with 2 on test, 2 best on val."""
     rng = np.random.default_rng(2)

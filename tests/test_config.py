@@ -132,3 +132,32 @@ def test_a_new_key_with_a_neutral_default_leaves_tracked_params_unchanged(tmp_pa
     after = tracked(upgraded["embed"], "embed.schema.yaml", schema_dir=new_dir)
     assert after == {**before, "new_changing": 1}
     assert tracked({**upgraded["embed"], "new_neutral": 3}, "embed.schema.yaml", schema_dir=new_dir)["new_neutral"] == 3
+
+
+def test_a_section_left_at_its_defaults_tracks_nothing_of_it():
+    from bioprobe.config import tracked
+
+    raw = yaml.safe_load((REPO / "resources" / "configs" / "demo.yaml").read_text())
+    raw["datasets"]["mine"] = {"type": "folder", "root": "r", "labels": "l.csv"}
+    config = validate_config(raw)
+    entry = config["datasets"]["mine"]
+    assert isinstance(entry["split"], dict) and entry["split"]  # the schema filled a nested split section in
+    minimal = {"type": "folder", "root": "r", "labels": "l.csv"}
+    assert tracked(entry, "datasets.schema.yaml", (), minimal) == minimal  # no empty "split": {} left behind
+
+
+def test_x_tracked_always_is_honoured_in_nested_settings(tmp_path):
+    import shutil
+
+    from bioprobe.config import SCHEMA_DIR, tracked
+
+    new_dir = tmp_path / "schemas"
+    shutil.copytree(SCHEMA_DIR, new_dir)
+    schema = yaml.safe_load((new_dir / "embed.schema.yaml").read_text())
+    schema["properties"]["nested"] = {"type": "object", "default": {}, "properties": {
+        "inner_changing": {"type": "integer", "default": 1, "x-tracked": "always"},
+        "inner_neutral": {"type": "integer", "default": 0}}}
+    (new_dir / "embed.schema.yaml").write_text(yaml.safe_dump(schema))
+    config = validate_config(yaml.safe_load((REPO / "resources" / "configs" / "demo.yaml").read_text()), new_dir)
+    assert config["embed"]["nested"] == {"inner_changing": 1, "inner_neutral": 0}
+    assert tracked(config["embed"], "embed.schema.yaml", schema_dir=new_dir)["nested"] == {"inner_changing": 1}

@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import pandas as pd
@@ -449,3 +450,65 @@ def test_exclude_small_counts_used_clips_and_keeps_a_class_at_the_minimum():
     out, reasons = exclude_small(df, 3)
     assert reasons == {"b": "2 clip(s) < min_clips_per_class=3"}
     assert out["exclude"].tolist() == ["", "", "", "min_clips_per_class", "min_clips_per_class", "bad_audio", "", "", "", ""]
+
+
+# ---------------------------------------------------------------- mutation pass 2
+
+
+def test_watkins_groups_by_name_prefix_and_refuses_missing_listed_files(tmp_path):
+    root = tmp_path / "data" / "watkins"
+    rows = [("Orca/61025001.wav", "Orca"), ("Orca/61029002.wav", "Orca"), ("Beluga/71000003.wav", "Beluga")]
+    for rel, _ in rows:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"")  # the loader only checks the file is there
+    (root / "annotations.csv").write_text("path,species\n" + "".join(f"{r},{s}\n" for r, s in rows))
+    cfg = {"type": "watkins"}
+    df = datasets.build_manifest("watkins", cfg, tmp_path / "data")
+    assert df["group"].tolist() == [r for r, _ in rows]  # default: the file itself
+    assert datasets.build_manifest("watkins", {**cfg, "group_prefix_chars": 4}, tmp_path / "data")["group"].tolist() == \
+        ["6102", "6102", "7100"]
+    assert datasets.build_manifest("watkins", {**cfg, "group_prefix_chars": 5}, tmp_path / "data")["group"].tolist() == \
+        ["61025", "61029", "71000"]
+    (root / rows[1][0]).unlink()
+    with pytest.raises(FileNotFoundError, match=r"annotations\.csv: 1 listed file\(s\) are missing.*line 3: Orca/61029002\.wav"):
+        datasets.build_manifest("watkins", cfg, tmp_path / "data")
+
+
+def test_abzaliev_default_drop_and_alias_rules(tmp_path):
+    nfd = unicodedata.normalize("NFD", "Ñeñe_2")
+    root = make_abzaliev_tree(tmp_path / "abz", dog_folders=("Luna_2", "Luna", "lasy_2", "Ñeñe", nfd),
+                              codes=("L-A", "S"), files_per_code=1)
+    # no drop_codes key: S is dropped by default
+    df = datasets.build_manifest("abzaliev", {"type": "abzaliev", "path": str(root)}, "unused")
+    assert set(df.loc[df["label"] == "S", "exclude"]) == {"drop_codes"} and set(df.loc[df["label"] == "L-A", "exclude"]) == {""}
+    dogs = dict(zip(df["dog_folder"], df["dog"]))
+    # a decomposed (NFD) folder name is the same dog as the composed one, through the built-in alias ñeñe -> neñe
+    assert dogs["Ñeñe"] == dogs[nfd] == unicodedata.normalize("NFC", "neñe")
+    assert dogs["lasy_2"] == "lazy" and dogs["Luna_2"] == dogs["Luna"] == "luna"
+    # a config alias of a whole folder name, and one overriding a built-in alias
+    cfg = {"type": "abzaliev", "path": str(root), "dog_aliases": {"Luna_2": "sol", "lasy": "lassie"}}
+    aliased = datasets.build_manifest("abzaliev", cfg, "unused")
+    dogs = dict(zip(aliased["dog_folder"], aliased["dog"]))
+    assert dogs["Luna_2"] == "sol" and dogs["Luna"] == "luna" and dogs["lasy_2"] == "lassie"
+
+
+@pytest.mark.parametrize("content, match", [
+    ("path,label,start,end\naudio/bark/bark_000.wav,bark,0.2,0.2\n", r"line 2: end \(0\.2\) must be after start \(0\.2\)"),
+    ("path,label,start,end\naudio/bark/bark_000.wav,bark,,0.5\naudio/bark/bark_000.wav,bark,0,0.5\n",
+     r"the same clip .* listed more than once: lines 2, 3"),
+])
+def test_folder_empty_segment_and_same_clip_written_two_ways(tmp_path, content, match):
+    make_folder_dataset(tmp_path / "root", files_per_label=1)
+    csv = tmp_path / "mine.csv"
+    csv.write_text(content)
+    with pytest.raises(ValueError, match=match):
+        datasets.build_manifest("m", folder_cfg(tmp_path / "root", csv), "unused")
+
+
+def test_label_map_keeps_the_first_exclusion_reason():
+    from bioprobe.datasets.labels import apply_label_map
+
+    df = pd.DataFrame({"label": ["S", "S", "1", "L-A"], "exclude": ["drop_codes", "", "", ""]})
+    out = apply_label_map(df, {"S": None, 1: "one"})  # YAML reads the label 1 as a number
+    assert out["exclude"].tolist() == ["drop_codes", "label_map", "", ""]
+    assert out["label"].tolist() == ["S", "S", "one", "L-A"]

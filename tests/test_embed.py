@@ -3,6 +3,8 @@
 Tolerance for batched vs one-clip-at-a-time pooled features: 1e-5 (float32, CPU).
 """
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -300,6 +302,50 @@ def test_budget_predicts_the_embedding_file_size(tiny, tmp_path, capsys):
     main(["--config", str(Path(__file__).resolve().parents[1] / "config.yaml"), "--results", str(results)])
     out = capsys.readouterr().out
     assert "watkins      hubert" in out and "     60 " in out and "not prepared yet" in out
+
+
+def test_budget_counts_pooled_bytes_per_layer_and_dtype_and_frame_layers(tmp_path):
+    """Sizes worked out from the file layout: per clip and layer a mean and a std of ``dim`` values,
+    2 bytes each in float16 and 4 in float32; frames (float16) for every layer."""
+    from bioprobe.budget import estimate, format_report, human_bytes, model_geometry
+
+    results = tmp_path / "results"
+    (results / "calls").mkdir(parents=True)
+    (results / "calls" / "clips.csv").write_text("clip_id,path,start,end\na,x.wav,0.0,1.5\nb,x.wav,2.0,2.1\n")
+
+    def row(model, **embed):
+        config = {"model_cache": str(tmp_path / "cache"), "datasets": {"calls": {"type": "folder"}},
+                  "models": {"m": model}, "embed": embed}
+        return estimate(config, results)[0]
+
+    plain, deltas = {"source": "logmel"}, {"source": "logmel", "deltas": True}
+    r16, r32 = row(deltas, store_dtype="float16"), row(deltas, store_dtype="float32")
+    assert (r32["n_layers"], r32["dim"], r32["n_clips"]) == (3, 64, 2)  # log-mel, its delta and delta-delta
+    assert r32["embedding_bytes"] - r16["embedding_bytes"] == 2 * 3 * (2 * 64) * (4 - 2)
+    # frames of every layer: three layers store three times the frames of one
+    one, three = row(plain, frame_level=True), row(deltas, frame_level=True)
+    assert one["frame_level_bytes"] > 0 and three["frame_level_bytes"] == 3 * one["frame_level_bytes"]
+    # AVES base (its torchaudio config, found through the weights lock): the CNN output and 12 blocks,
+    # 768 wide, one frame per 320 samples
+    cache = tmp_path / "cache"
+    (cache / "locks").mkdir(parents=True)
+    (cache / "aves.json").write_text(json.dumps({
+        "encoder_num_layers": 12, "encoder_embed_dim": 768,
+        "extractor_conv_layer_config": [[512, 10, 5]] + [[512, 3, 2]] * 4 + [[512, 2, 2]] * 2}))
+    (cache / "locks" / "bio.json").write_text(json.dumps({"files": {"config": {"path": "aves.json"}}}))
+    aves = model_geometry("bio", {"source": "aves"}, cache)
+    assert (aves["n_layers"], aves["dim"], aves["hop_samples"], aves["geometry"]) == (13, 768, 320, "from config")
+    # a transformers folder: hidden states = blocks + 1; the hop is the product of the conv strides
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text(json.dumps({"num_hidden_layers": 2, "hidden_size": 32, "conv_stride": [5, 2, 2]}))
+    hf = model_geometry("hf", {"source": "huggingface", "id": str(tmp_path / "hf")}, cache)
+    assert (hf["n_layers"], hf["dim"], hf["hop_samples"]) == (3, 32, 20)
+    # a disabled model is listed but counted in no total
+    config = {"model_cache": str(tmp_path / "cache"), "datasets": {"calls": {"type": "folder"}},
+              "models": {"on": plain, "off": {**deltas, "enabled": False}}}
+    rows = estimate(config, results)
+    on = next(r for r in rows if r["model"] == "on")
+    assert format_report(rows).splitlines()[-1] == f"total embeddings: {human_bytes(on['embedding_bytes'])}"
 
 
 def test_long_clips_are_read_span_by_span_and_checked(tiny, tmp_path):

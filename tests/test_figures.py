@@ -321,3 +321,91 @@ def test_per_class_recall_sorted_by_support(tmp_path):
     texts = svg_texts(out[0])
     assert {"b (3)", "c (2)", "a (1)", "CNN", "1"} <= set(texts)
     assert any("HuBERT on imv" in t for t in texts)
+
+
+# --- mutation pass 2: what the tables and figures show ------------------------------------------
+
+
+def test_comparison_ranks_within_each_probe_and_ties_share_a_rank():
+    uars = {"mlp": [0.7, 0.7, 0.6], "knn": [0.9, 0.5, 0.8]}
+    best = pd.DataFrame([
+        {"dataset": "d1", "model": m, "label": m.upper(), "group": "PT", "probe": probe, "best_layer": 1,
+         "test_uar": u, "test_ci_low": np.nan, "test_ci_high": np.nan, "published_uar": np.nan}
+        for probe, values in uars.items() for m, u in zip(("a", "b", "c"), values)])
+    table = comparison_frame(best)
+    # competition ranking within each probe: the two tied best share rank 1, the next is third
+    assert table.loc[table["probe"] == "mlp", "rank"].tolist() == [1, 1, 3]
+    assert table.loc[table["probe"] == "knn", "rank"].tolist() == [1, 3, 2]
+    md = comparison_markdown(table, ["d1"])
+    mlp = md.split("## Probe `mlp`")[1]
+    assert mlp.count("**70.0**") == 2 and "<u>" not in mlp  # no second place after a tie for first
+    knn = md.split("## Probe `knn`")[1].split("## Probe")[0]
+    assert "**90.0**" in knn and "<u>80.0</u>" in knn and "| 50.0 (1) |" in knn
+
+
+def test_comparison_markdown_difference_is_signed():
+    best = pd.DataFrame({"dataset": "d1", "model": ["a", "b"], "label": ["A", "B"], "group": "PT", "probe": "mlp",
+                         "best_layer": [2, 3], "test_uar": [0.75, 0.70], "test_ci_low": np.nan, "test_ci_high": np.nan,
+                         "published_uar": [71.0, 71.0]})
+    rows = {line.split(" | ")[1]: line for line in comparison_markdown(comparison_frame(best), ["d1"]).splitlines()
+            if line.startswith("| PT")}
+    assert rows["A"].endswith("| **75.0** (2) | 71.00 | +4.0 |")
+    assert rows["B"].endswith("| <u>70.0</u> (3) | 71.00 | −1.0 |")
+
+
+def test_layer_curve_band_stays_within_0_and_1_and_val_uar_is_the_validation_mean():
+    rows = [("d", "m", 0, "mlp", s, "test", u) for s, u in ((1, 0.95), (2, 1.0))]
+    rows += [("d", "m", 0, "mlp", s, "val", u) for s, u in ((1, 0.4), (2, 0.6))]
+    curves = layer_curves(pd.DataFrame(rows, columns=["dataset", "model", "layer", "probe", "seed", "split", "uar"]))
+    row = curves.iloc[0]
+    sd = np.std([0.95, 1.0], ddof=1)
+    assert row.uar == pytest.approx(0.975) and row.low == pytest.approx(0.975 - sd)
+    assert row.high == 1.0  # 0.975 + 0.035 clipped: no UAR above 100 %
+    assert row.val_uar == pytest.approx(0.5)
+
+
+def test_flat_line_is_the_test_uar_of_the_validation_best_feature_set():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bioprobe.figures.layerwise import draw_layer_panel
+
+    # feature sets 0, 1, 2: validation ties 1 and 2 (the lower one wins); test best is 0
+    val, test = [0.5, 0.7, 0.7], [0.9, 0.6, 0.8]
+    rows = [("d", "logmel", k, "mlp", 1, split, u) for split, us in (("val", val), ("test", test)) for k, u in enumerate(us)]
+    curves = layer_curves(pd.DataFrame(rows, columns=["dataset", "model", "layer", "probe", "seed", "split", "uar"]))
+    fig, ax = plt.subplots()
+    drawn = draw_layer_panel(ax, curves, ["logmel"], model_styles(MODELS, FUSIONS), flat=["logmel"])
+    assert drawn == ["logmel"]
+    assert [list(line.get_ydata()) for line in ax.lines] == [[60.0, 60.0]]
+    plt.close(fig)
+
+
+def test_default_figure_probe_is_the_first_probe():
+    config = {**STUDY, "probes": {"knn": {"type": "knn"}, "mlp": {"type": "mlp"}}, "figures": {}}
+    assert figure_roles(config)["probe"] == "knn"
+
+
+def test_published_prefers_the_fusion_key_and_the_dataset_name(tmp_path):
+    path = tmp_path / "pub.csv"
+    path.write_text("dataset,model,uar\nimv,fusion,62.48\nimv,concat_best,70\nimv,hubert,64.35\nimv_twins,hubert,50\n")
+    rows = pd.DataFrame({"dataset": ["imv", "imv", "imv_twins", "imv_twins"],
+                         "model": ["concat_best", "late_average", "hubert", "concat_best"]})
+    got = match_published(rows, read_published(path), {"hubert": {}}, {"concat_best": {}, "late_average": {}},
+                          {"imv": "imv", "imv_twins": "imv"})
+    # a fusion's own row before the study's "fusion" row; the dataset's own row before its type's
+    assert got.tolist() == [70.0, 62.48, 50.0, 70.0]
+
+
+def test_comparison_row_missing_a_dataset_keeps_its_columns():
+    best = pd.DataFrame({"dataset": ["d1", "d2", "d2"], "model": ["a", "a", "b"], "label": ["A", "A", "B"], "group": "PT",
+                         "probe": "mlp", "best_layer": 1, "test_uar": [0.6, 0.7, 0.8], "test_ci_low": np.nan,
+                         "test_ci_high": np.nan, "published_uar": [65.0, np.nan, np.nan]})
+    md = comparison_markdown(comparison_frame(best), ["d1", "d2"])
+    lines = [line for line in md.splitlines() if line.startswith("| ")]
+    assert lines[0] == "| Group | Model | d1 | published | Δ | d2 |"
+    assert lines[2] == "| PT | B |  |  |  | **80.0** (1) |"  # no d1 result: three empty cells, d2 under d2
+    tex = comparison_latex(comparison_frame(best), ["d1", "d2"])
+    assert "PT & B &  &  &  & \\textbf{80.0} (1) \\\\" in tex

@@ -186,3 +186,18 @@ def test_excluded_clips_count_in_neither_classes_nor_test_size_and_splits_take_t
                           {"grouped_recording": (summary([0.6]), pd.concat([grouped, dropped]), "g.csv")}, specs, "random")
     row = frame[frame["split"] == "grouped_recording"].iloc[0]
     assert row["n_classes"] == 4 and row["chance"] == pytest.approx(0.25) and row["n_test"] == 20
+
+
+def test_leakage_figure_has_one_panel_column_per_model_family_in_config_order(tmp_path):
+    import re
+
+    from bioprobe.figures.leakage import plot_leakage
+
+    frame = pd.concat([leaky_frame(m) for m in ("x", "b", "c", "a")], ignore_index=True)
+    models = {"a": {"group": "PT", "label": "A"}, "c": {"label": "C"}, "b": {"group": "PT", "label": "B"},
+              "unused": {"group": "FT"}}
+    plot_leakage(frame, "d", models, [tmp_path / "f.svg"], dpi=50)
+    texts = [re.sub(r"<[^>]+>", "", t).strip() for t in re.findall(r"<text[^>]*>(.*?)</text>", (tmp_path / "f.svg").read_text(), re.S)]
+    # panel titles: family PT (a and b), then c and x, which have no group; no panel for an unused family
+    titles = [t for t in texts if t in {"PT", "c", "x", "a", "b", "FT"}]
+    assert titles[:3] == ["PT", "c", "x"] and "FT" not in titles  # then x again: its legend entry (no label)

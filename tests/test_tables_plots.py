@@ -42,6 +42,7 @@ def test_write_tables_with_published_numbers(tmp_path):
         tmp_path / "best.csv", tmp_path / "best.md", tmp_path / "all.csv",
     )
     assert set(best["label"]) == {"HuBERT", "Fusion (concat_best)"}
+    assert best.set_index("model")["group"].to_dict() == {"hubert": "PT", "concat_best": "fusion"}
     assert best.set_index("model").loc["hubert", "published_uar"] == pytest.approx(64.35)
     assert best.set_index("model").loc["concat_best", "published_uar"] == pytest.approx(62.48)
     md = (tmp_path / "best.md").read_text()
@@ -88,3 +89,37 @@ def test_no_published_column_for_other_datasets(tmp_path):
     write_tables([a], [], {"hubert": {"label": "HuBERT"}}, {}, {"mycalls": "folder"}, tmp_path / "b.csv", tmp_path / "b.md", tmp_path / "c.csv")
     md = (tmp_path / "b.md").read_text()
     assert "| Model | mycalls |" in md and "published |" not in md
+
+
+def test_one_seed_has_zero_spread_not_nan(tmp_path):
+    a = tmp_path / "a.csv"
+    fake_scores(seeds=(1,)).to_csv(a, index=False)
+    best = write_tables([a], [], {"hubert": {"label": "HuBERT"}}, {}, {"imv": "imv"},
+                        tmp_path / "b.csv", tmp_path / "b.md", tmp_path / "c.csv")
+    assert best.iloc[0].test_uar_std == 0.0 and best.iloc[0].n_seeds == 1
+    # val-best layer 2, seed 1: 0.4 + 0.1 + 0.02 = 52 %
+    assert "| HuBERT | 52.00 ± 0.00 (2) | 64.35 |" in (tmp_path / "b.md").read_text()
+
+
+def test_seed_mean_decides_the_layer_and_is_reported():
+    # layer 0: val over three seeds 0.5, 0.5, 0.95 (mean 0.65, median 0.5); layer 1: 0.6 each (mean = median 0.6)
+    val = {0: [0.5, 0.5, 0.95], 1: [0.6, 0.6, 0.6]}
+    test = {0: [0.4, 0.5, 0.9], 1: [0.7, 0.7, 0.7]}
+    rows = [("d", "m", layer, "mlp", seed, split, uars[layer][i])
+            for split, uars in (("val", val), ("test", test)) for layer in (0, 1) for i, seed in enumerate((1, 2, 3))]
+    best = best_layers(pd.DataFrame(rows, columns=["dataset", "model", "layer", "probe", "seed", "split", "uar"])).iloc[0]
+    assert best.best_layer == 0 and best.val_uar == pytest.approx(0.65)  # the mean picks layer 0, a median layer 1
+    assert best.test_uar == pytest.approx(0.6) and best.test_uar_std == pytest.approx(0.26457513, rel=1e-6)
+    assert best.test_best_layer == 1 and best.test_best_uar == pytest.approx(0.7)
+
+
+def test_handcrafted_models_name_their_feature_set(tmp_path):
+    a = tmp_path / "a.csv"
+    fake_scores(model="logmel", n_layers=2, val_best=1, test_best=0).to_csv(a, index=False)
+    outs = {k: tmp_path / f"cmp.{k}" for k in ("csv", "md", "tex")}
+    write_tables([a], [], {"logmel": {"source": "logmel", "label": "log-mel"}}, {}, {"mine": "folder", "imv": "imv"},
+                 tmp_path / "b.csv", tmp_path / "b.md", tmp_path / "c.csv", comparison=outs)
+    # feature set 1 chosen on validation: not "layer 1", and never "CNN" for feature set 0
+    assert "(features 1) |" in (tmp_path / "b.md").read_text()
+    assert pd.read_csv(outs["csv"])["layer_label"].tolist() == ["features 1"]
+    assert "(features 1)" in outs["md"].read_text()

@@ -143,12 +143,27 @@ def _dbfs(value: float) -> str:
     return f"{20 * math.log10(value):.0f} dBFS" if value > 0 else "-inf dBFS"
 
 
+#: libsndfile's log lines for a header whose audio size exceeds the file: ``data`` (WAV), ``SSND``
+#: (AIFF), ``Data Size`` (AU) and ``riff`` (W64; WAV's ``RIFF`` line is left out, as streaming
+#: recorders often leave it wrong over complete audio), as ``<chunk> : <declared> (should be <held>)``.
+DECLARED_BYTES = re.compile(r"^\s*(?:data|SSND|Data Size|riff)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+#: RF64 states its frame count in the ds64 chunk; libsndfile logs a shortfall as below.
+DECLARED_FRAMES = re.compile(r"Calculated frame count (\d+) does not match value from 'ds64' chunk of (\d+)")
+
+
 def _declared_truncation(snd) -> str | None:
-    """For WAV-like files, the header's data size when it exceeds what the file holds (libsndfile's log)."""
+    """The header's audio size when it exceeds what the file holds (libsndfile's log of WAV, AIFF, AU, W64, RF64).
+
+    libsndfile then opens the file with the frames that are there: without this check a truncated
+    recording would be used, cut short, as if whole.
+    """
     info = getattr(snd, "extra_info", "") or ""
-    match = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", info, flags=re.MULTILINE)
+    match = DECLARED_BYTES.search(info)
     if match and int(match.group(1)) > int(match.group(2)):
         return f"truncated: the header declares {match.group(1)} bytes of audio, the file holds {match.group(2)}"
+    match = DECLARED_FRAMES.search(info)
+    if match and int(match.group(2)) > int(match.group(1)):
+        return f"truncated: the header declares {match.group(2)} frames, the file holds {match.group(1)}"
     return None
 
 
