@@ -246,6 +246,15 @@ def test_published_file_errors_name_the_file(tmp_path):
     bad.write_text("dataset,model,uar\nimv,hubert,164\n")
     with pytest.raises(ValueError, match="in %"):
         read_published(bad)
+    bad.write_text("dataset,model,uar\nimv,hubert,64.1\nwatkins,hubert,n/a\n")
+    with pytest.raises(ValueError, match=r"in % \(0-100\); row\(s\) \[1\] are not"):
+        read_published(bad)
+    # fractions pass the range check but would read as differences of about +50 points
+    bad.write_text("dataset,model,uar\nimv,hubert,0.642\nwatkins,hubert,0.91\n")
+    with pytest.raises(ValueError, match=r"bad.csv: every UAR is at most 1: these look like fractions"):
+        read_published(bad)
+    bad.write_text("dataset,model,uar\nimv,hubert,0.642\nwatkins,hubert,91\n")  # one low number is a number
+    assert read_published(bad)["uar"].tolist() == [0.642, 91.0]
     assert len(read_published(REPO / "resources" / "published" / "sarkar2025_best_layer.csv")) == 24
 
 

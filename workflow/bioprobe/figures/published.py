@@ -31,13 +31,17 @@ def read_published(path: str | Path) -> pd.DataFrame:
     missing = {"dataset", "model", "uar"} - set(frame.columns)
     if missing:
         raise ValueError(f"{path}: published-numbers file lacks columns {sorted(missing)} (needs dataset, model, uar)")
-    frame = frame.assign(dataset=frame["dataset"].astype(str).str.strip(), model=frame["model"].astype(str).str.strip())
-    bad = frame[~frame["uar"].between(0, 100)]
+    frame = frame.assign(dataset=frame["dataset"].astype(str).str.strip(), model=frame["model"].astype(str).str.strip(),
+                         uar=pd.to_numeric(frame["uar"], errors="coerce"))
+    bad = frame[~frame["uar"].between(0, 100)]  # NaN (empty or not a number) included
     if len(bad):
         raise ValueError(f"{path}: UAR must be in % (0-100); row(s) {bad.index.tolist()} are not")
     dupes = frame[frame.duplicated(["dataset", "model"], keep=False)]
     if len(dupes):
         raise ValueError(f"{path}: more than one number for {sorted(set(zip(dupes['dataset'], dupes['model'])))}")
+    if len(frame) and (frame["uar"] <= 1).all() and (frame["uar"] > 0).any():
+        # fractions (0.642 for 64.2 %) would pass the range check and show every difference ~+50 points
+        raise ValueError(f"{path}: every UAR is at most 1: these look like fractions; give them in % (64.2, not 0.642)")
     return frame
 
 
