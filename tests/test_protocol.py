@@ -200,19 +200,26 @@ def test_study_chunking_concatenates_back_to_back_chunks(hubert, tmp_path):
     np.testing.assert_allclose(feats[0], expected, rtol=1e-4, atol=1e-5)
 
 
-def test_resample_records_manifest_rows(tmp_path):
+def resampled_order(tmp_path, rate: int, seed: int, rows: str) -> tuple[list, list]:
+    """Files a.wav and b.wav (1 s at ``rate``) resampled as the manifest ``rows`` say: the file's
+    clip order and the clips in manifest order."""
     from bioprobe.audio import resample_manifest
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for name in ("a", "b"):
-        sf.write(tmp_path / f"{name}.wav", rng.standard_normal(22050).astype(np.float32) * 0.1, 22050)
+        sf.write(tmp_path / f"{name}.wav", rng.standard_normal(rate).astype(np.float32) * 0.1, rate)
     manifest = tmp_path / "manifest.csv"
-    manifest.write_text("clip_id,path,start,end\nx0,a.wav,0,0.2\nx1,b.wav,0,0.3\nx2,a.wav,0.5,0.7\n")
+    manifest.write_text("clip_id,path,start,end\n" + rows)
     out = tmp_path / "audio16k.h5"
     resample_manifest(manifest, tmp_path, out, progress=False)
     with AudioReader(out) as reader:
-        assert reader.clip_ids == ["x0", "x2", "x1"]  # grouped by file
-        assert [reader.clip_ids[i] for i in reader.manifest_order()] == ["x0", "x1", "x2"]
+        return reader.clip_ids, [reader.clip_ids[i] for i in reader.manifest_order()]
+
+
+def test_resample_records_manifest_rows(tmp_path):
+    stored, manifest_order = resampled_order(tmp_path, 22050, 0, "x0,a.wav,0,0.2\nx1,b.wav,0,0.3\nx2,a.wav,0.5,0.7\n")
+    assert stored == ["x0", "x2", "x1"]  # grouped by file
+    assert manifest_order == ["x0", "x1", "x2"]
 
 
 def test_a_study_batch_keeps_a_clip_of_exactly_the_chunk_length():
@@ -221,15 +228,7 @@ def test_a_study_batch_keeps_a_clip_of_exactly_the_chunk_length():
 
 
 def test_manifest_order_survives_files_interleaved_in_the_manifest(tmp_path):
-    from bioprobe.audio import resample_manifest
-
-    rng = np.random.default_rng(1)
-    for name in ("a", "b"):
-        sf.write(tmp_path / f"{name}.wav", rng.standard_normal(16000).astype(np.float32) * 0.1, 16000)
-    manifest = tmp_path / "manifest.csv"
-    manifest.write_text("clip_id,path,start,end\nx0,a.wav,0,0.2\nx1,b.wav,0,0.2\nx2,b.wav,0.3,0.5\nx3,a.wav,0.3,0.5\n")
-    out = tmp_path / "audio16k.h5"
-    resample_manifest(manifest, tmp_path, out, progress=False)
-    with AudioReader(out) as reader:
-        assert reader.clip_ids == ["x0", "x3", "x1", "x2"]  # grouped by file, files in order of first appearance
-        assert [reader.clip_ids[i] for i in reader.manifest_order()] == ["x0", "x1", "x2", "x3"]
+    stored, manifest_order = resampled_order(
+        tmp_path, 16000, 1, "x0,a.wav,0,0.2\nx1,b.wav,0,0.2\nx2,b.wav,0.3,0.5\nx3,a.wav,0.3,0.5\n")
+    assert stored == ["x0", "x3", "x1", "x2"]  # grouped by file, files in order of first appearance
+    assert manifest_order == ["x0", "x1", "x2", "x3"]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
+from ..models import describe_local_path
 from .common import finish_manifest, is_blank, path_escapes
 
 NEEDS_DOWNLOAD = False
@@ -88,13 +89,6 @@ def clip_columns_digest(dcfg: dict) -> str | None:
     return digest.hexdigest()
 
 
-def _where(path: Path) -> str:
-    """``path`` as written, and for a relative one what it is relative to (the working directory)."""
-    if path.is_absolute():
-        return repr(str(path))
-    return f"{str(path)!r} (relative to the directory snakemake runs in, {os.getcwd()!r}: {str(path.absolute())!r})"
-
-
 def check_paths(name: str, dcfg: dict, made_by_workflow=()) -> None:
     """Raise a clear error when ``root`` is not a folder or ``labels`` is not a file.
 
@@ -108,9 +102,9 @@ def check_paths(name: str, dcfg: dict, made_by_workflow=()) -> None:
         return
     if not labels.is_file():
         what = "is a folder, not a CSV file" if labels.is_dir() else "does not exist"
-        raise FileNotFoundError(f"config key 'datasets.{name}.labels': the labels file {_where(labels)} {what}")
+        raise FileNotFoundError(f"config key 'datasets.{name}.labels': the labels file {describe_local_path(labels)} {what}")
     if not root.is_dir():
-        raise FileNotFoundError(f"config key 'datasets.{name}.root': the audio folder {_where(root)} is not a folder")
+        raise FileNotFoundError(f"config key 'datasets.{name}.root': the audio folder {describe_local_path(root)} is not a folder")
 
 
 def _lines(rows: list[int]) -> str:
@@ -146,9 +140,9 @@ def build_manifest(name: str, dcfg: dict, data_dir):
     root = audio_root(name, dcfg, data_dir)
     csv_path = _required(dcfg, "labels")
     if not root.is_dir():
-        raise FileNotFoundError(f"folder dataset {name!r}: root {_where(root)} is not a folder")
+        raise FileNotFoundError(f"folder dataset {name!r}: root {describe_local_path(root)} is not a folder")
     if not csv_path.is_file():
-        raise FileNotFoundError(f"folder dataset {name!r}: labels file {_where(csv_path)} does not exist")
+        raise FileNotFoundError(f"folder dataset {name!r}: labels file {describe_local_path(csv_path)} does not exist")
     try:
         table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
     except UnicodeDecodeError as err:
